@@ -1,0 +1,131 @@
+//! The exchange record: one JSON line per request in a capture, the contract that the capture file,
+//! `--json` output and every later tool share. docs/capture-format.md documents each field; bump
+//! [`RECORD_VERSION`] on any change that an old reader would misread.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthShape;
+use crate::error_body::ProviderError;
+
+/// Version of the record schema (`v`).
+pub const RECORD_VERSION: u32 = 1;
+
+/// What a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordKind {
+    /// A client's request and the answer it got.
+    Exchange,
+}
+
+/// How the request reached authtap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `http://127.0.0.1:7401/<route>/...` set as the client's base URL.
+    BaseUrl,
+}
+
+/// How the exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The upstream's whole response reached the client.
+    Complete,
+    /// The client went away before the response ended.
+    ClientAborted,
+    /// No response from the upstream: DNS, connect, TLS or timeout failure (see `failure`).
+    UpstreamFailed,
+    /// The upstream's response started but broke off (see `failure`).
+    UpstreamAborted,
+    /// The first path segment named no route; authtap answered 404 itself.
+    UnknownRoute,
+}
+
+/// Where an upstream failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureStage {
+    Dns,
+    Connect,
+    Tls,
+    Timeout,
+    /// The upstream broke the HTTP protocol or reset the connection.
+    Protocol,
+    /// The response body broke off after the headers.
+    Body,
+}
+
+/// Why authtap could not get (all of) an answer from the upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub stage: FailureStage,
+    /// Plain words, e.g. "could not resolve api.moonshot.ai".
+    pub message: String,
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Info,
+    Warn,
+    Error,
+}
+
+/// A diagnosis with a fix. Filled in by the inspector's rules (a later step); the field is part of
+/// the record from version 1 so readers need not change when rules arrive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub code: String,
+    pub severity: Severity,
+    pub title: String,
+    pub detail: String,
+    pub fix: String,
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+/// One exchange: a request through authtap and what came back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub v: u32,
+    pub id: String,
+    pub kind: RecordKind,
+    pub mode: Mode,
+    /// Start time, RFC 3339 UTC with milliseconds.
+    pub ts: String,
+    /// The route name, or None when the path named no route.
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    pub region: Option<String>,
+    pub method: String,
+    /// The upstream host the request went to (None when it went nowhere).
+    pub host: Option<String>,
+    /// The upstream path and query, secret-looking query values redacted.
+    pub path: String,
+    /// The credential the provider will read (the one its auth style names, else the first found).
+    pub auth: AuthShape,
+    /// Any further credentials the request carried (e.g. both `x-api-key` and `Authorization`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_auth: Vec<AuthShape>,
+    pub user_agent: Option<String>,
+    pub model: Option<String>,
+    pub stream: Option<bool>,
+    /// The HTTP version spoken to the upstream (`HTTP/1.1`, `HTTP/2`).
+    pub upstream_version: Option<String>,
+    /// The status the client received.
+    pub status: Option<u16>,
+    pub content_type: Option<String>,
+    /// The provider's error, parsed from its body and scrubbed of key material.
+    pub error: Option<ProviderError>,
+    /// Set when authtap could not get a (whole) answer from the upstream.
+    pub failure: Option<Failure>,
+    /// Time from the request's arrival to the upstream's response headers.
+    pub ttfb_ms: Option<f64>,
+    pub duration_ms: f64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub outcome: Outcome,
+    pub findings: Vec<Finding>,
+}

@@ -1,0 +1,498 @@
+//! Base-URL mode: `http://LISTEN/<route>/<rest>` is forwarded to `<route's upstream>/<rest>`, bodies
+//! streamed both ways, and one record made per exchange, however it ends.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use authtap_config::{Catalog, Route};
+use authtap_inspector::auth::{self, AuthShape, Credential};
+use authtap_inspector::error_body::{self, ProviderError};
+use authtap_inspector::record::{
+    Exchange, Failure, FailureStage, Mode, Outcome, RECORD_VERSION, RecordKind,
+};
+use authtap_inspector::secret::{FingerprintKey, Secret};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use crate::sink::Recorder;
+use crate::tee::{RequestSide, RequestTee, ResponseTee};
+use crate::upstream::{self, UpstreamClient};
+
+/// The body authtap answers with: the upstream's, streamed, or one of its own.
+pub type ProxyBody = Either<ResponseTee, Full<Bytes>>;
+
+/// How much of a response body is kept to read the provider's error from.
+const ERROR_PREFIX_LIMIT: usize = 16 * 1024;
+
+/// Everything the handler shares across requests. Read-only but for the id counter.
+pub struct Shared {
+    pub catalog: Catalog,
+    pub client: UpstreamClient,
+    pub fingerprints: FingerprintKey,
+    pub recorder: Recorder,
+    pub response_timeout: Duration,
+    /// Prefix of record ids, unique per run.
+    pub session: String,
+    pub seq: AtomicU64,
+    /// Compiled once: public key prefixes and key-shape searches, for scrubbing error bodies.
+    public_prefixes: Vec<String>,
+}
+
+impl Shared {
+    pub fn new(
+        catalog: Catalog,
+        client: UpstreamClient,
+        fingerprints: FingerprintKey,
+        recorder: Recorder,
+        response_timeout: Duration,
+        session: String,
+    ) -> Self {
+        let public_prefixes = catalog
+            .key_shapes
+            .iter()
+            .filter_map(|s| s.prefix.clone())
+            .collect();
+        Shared {
+            catalog,
+            client,
+            fingerprints,
+            recorder,
+            response_timeout,
+            session,
+            seq: AtomicU64::new(0),
+            public_prefixes,
+        }
+    }
+
+    fn next_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.session,
+            self.seq.fetch_add(1, Ordering::Relaxed) + 1
+        )
+    }
+
+    /// Remove key material (the request's own keys, and anything key-shaped) from text.
+    fn scrub(&self, text: &str, secrets: &[Secret]) -> String {
+        let secrets: Vec<&[u8]> = secrets.iter().map(Secret::expose).collect();
+        let prefixes: Vec<&str> = self.public_prefixes.iter().map(String::as_str).collect();
+        let patterns: Vec<&regex::Regex> =
+            self.catalog.key_shapes.iter().map(|s| &s.search).collect();
+        error_body::scrub(text, &secrets, &prefixes, &patterns)
+    }
+}
+
+/// A record being built. Finished exactly once: by the response body's end, or by the guard when
+/// the exchange ends early.
+pub struct Draft {
+    shared: Arc<Shared>,
+    record: Exchange,
+    secrets: Vec<Secret>,
+    started: Instant,
+    request: Arc<RequestSide>,
+    content_encoding: Option<String>,
+}
+
+impl Draft {
+    pub fn finish(
+        self: Box<Self>,
+        outcome: Outcome,
+        failure: Option<(FailureStage, String)>,
+        prefix: Vec<u8>,
+        bytes_down: u64,
+    ) {
+        let Draft {
+            shared,
+            mut record,
+            secrets,
+            started,
+            request,
+            content_encoding,
+        } = *self;
+        record.duration_ms = millis(started.elapsed());
+        record.outcome = outcome;
+        if let Some((stage, message)) = failure {
+            record.failure = Some(Failure {
+                stage,
+                message: shared.scrub(&message, &secrets),
+            });
+        }
+        record.bytes_down = bytes_down;
+        record.bytes_up = request.bytes.load(Ordering::Relaxed);
+        if let Some(fields) = request.fields.get() {
+            record.model = fields.model.as_deref().map(|m| shared.scrub(m, &secrets));
+            record.stream = fields.stream;
+        }
+        if !prefix.is_empty() {
+            record.error =
+                error_body::decode(content_encoding.as_deref(), &prefix, ERROR_PREFIX_LIMIT)
+                    .and_then(|body| error_body::parse(record.content_type.as_deref(), &body))
+                    .map(|e| scrub_error(&shared, e, &secrets));
+        }
+        shared.recorder.record(record);
+    }
+}
+
+fn scrub_error(shared: &Shared, e: ProviderError, secrets: &[Secret]) -> ProviderError {
+    let s = |v: Option<String>| v.map(|v| shared.scrub(&v, secrets));
+    ProviderError {
+        kind: s(e.kind),
+        code: s(e.code),
+        message: s(e.message),
+    }
+}
+
+/// Finishes the draft as `client-aborted` if the handler is dropped before the response starts
+/// (the client hung up while the upstream was still thinking).
+struct Guard(Option<Box<Draft>>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(draft) = self.0.take() {
+            draft.finish(Outcome::ClientAborted, None, Vec::new(), 0);
+        }
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// Serve one request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let ts = now_rfc3339();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let path = req.uri().path();
+    if path == "/" {
+        return Ok(index(&shared.catalog));
+    }
+    let route_name = path[1..].split('/').next().unwrap_or("").to_string();
+
+    let credentials = auth::credentials(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        req.uri().query(),
+    );
+    let route = shared.catalog.route(&route_name).cloned();
+    let (auth, other_auth) = shapes(&shared, route.as_ref(), &credentials);
+    let secrets: Vec<Secret> = credentials.into_iter().map(|c| c.value).collect();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| shared.scrub(&cap(&String::from_utf8_lossy(v.as_bytes()), 256), &secrets));
+
+    let mut record = Exchange {
+        v: RECORD_VERSION,
+        id: shared.next_id(),
+        kind: RecordKind::Exchange,
+        mode: Mode::BaseUrl,
+        ts,
+        route: None,
+        provider: None,
+        region: None,
+        method: req.method().to_string(),
+        host: None,
+        path: auth::redact_path(&path_and_query),
+        auth,
+        other_auth,
+        user_agent,
+        model: None,
+        stream: None,
+        upstream_version: None,
+        status: None,
+        content_type: None,
+        error: None,
+        failure: None,
+        ttfb_ms: None,
+        duration_ms: 0.0,
+        bytes_up: 0,
+        bytes_down: 0,
+        outcome: Outcome::Complete,
+        findings: Vec::new(),
+    };
+
+    let Some(route) = route else {
+        record.status = Some(404);
+        record.outcome = Outcome::UnknownRoute;
+        record.duration_ms = millis(started.elapsed());
+        shared.recorder.record(record);
+        return Ok(unknown_route(&shared.catalog, &route_name));
+    };
+
+    // Where it goes: the route's upstream base, then the rest of the path and the query.
+    let tail = &path_and_query[1 + route_name.len()..];
+    let mut upstream_path = format!("{}{}", route.upstream.base, tail);
+    if upstream_path.is_empty() || upstream_path.starts_with('?') {
+        upstream_path.insert(0, '/');
+    }
+    let scheme = if route.upstream.https {
+        "https"
+    } else {
+        "http"
+    };
+    let uri = format!("{scheme}://{}{upstream_path}", route.upstream.authority());
+    record.route = Some(route.name.clone());
+    record.provider = Some(route.provider.clone());
+    record.region = Some(route.region.clone());
+    record.host = Some(route.upstream.host.clone());
+    record.path = auth::redact_path(&upstream_path);
+
+    let request_side = Arc::new(RequestSide::default());
+    let mut guard = Guard(Some(Box::new(Draft {
+        shared: shared.clone(),
+        record,
+        secrets,
+        started,
+        request: request_side.clone(),
+        content_encoding: None,
+    })));
+
+    let (mut parts, body) = req.into_parts();
+    let uri = match uri.parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => {
+            let message = format!("the path does not make a valid upstream URL: {e}");
+            return Ok(own_error(
+                guard,
+                StatusCode::BAD_REQUEST,
+                "authtap_bad_request",
+                None,
+                message,
+            ));
+        }
+    };
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    let upstream_req = Request::from_parts(parts, RequestTee::new(body, request_side, true));
+
+    let host = route.upstream.host.as_str();
+    let sent =
+        tokio::time::timeout(shared.response_timeout, shared.client.request(upstream_req)).await;
+    let response = match sent {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            let failure = upstream::classify(&e, host);
+            let status = if failure.stage == FailureStage::Timeout {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            return Ok(own_error(
+                guard,
+                status,
+                "authtap_upstream_error",
+                Some(failure.stage),
+                failure.message,
+            ));
+        }
+        Err(_) => {
+            let message = format!(
+                "{host} sent no response headers within {}s (raise --response-timeout if the model is slow)",
+                shared.response_timeout.as_secs()
+            );
+            return Ok(own_error(
+                guard,
+                StatusCode::GATEWAY_TIMEOUT,
+                "authtap_upstream_error",
+                Some(FailureStage::Timeout),
+                message,
+            ));
+        }
+    };
+
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let Some(mut draft) = guard.0.take() else {
+        unreachable!("the guard holds the draft until here")
+    };
+    let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
+    let streaming = content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("text/event-stream"));
+    // Errors are read from non-2xx bodies and from 2xx JSON (some providers answer auth failures
+    // with 200 and `success:false`); a healthy stream is never copied.
+    let keep = if !parts.status.is_success() || !streaming {
+        ERROR_PREFIX_LIMIT
+    } else {
+        0
+    };
+    draft.record.status = Some(parts.status.as_u16());
+    draft.record.upstream_version = Some(version_name(parts.version).to_string());
+    draft.record.content_type = content_type;
+    draft.record.ttfb_ms = Some(millis(started.elapsed()));
+    draft.content_encoding = header_str(&parts.headers, header::CONTENT_ENCODING);
+    // The client gets the version it spoke, whatever the upstream spoke.
+    parts.version = Version::HTTP_11;
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(ResponseTee::new(body, draft, keep)),
+    ))
+}
+
+/// The shapes of the primary credential (the one the provider reads) and of any others.
+fn shapes(
+    shared: &Shared,
+    route: Option<&Route>,
+    credentials: &[Credential],
+) -> (AuthShape, Vec<AuthShape>) {
+    let expected = route
+        .and_then(|r| shared.catalog.provider(&r.provider))
+        .map(|p| p.auth.header());
+    let primary = credentials
+        .iter()
+        .position(|c| Some(c.place.as_str()) == expected)
+        .unwrap_or(0);
+    let mut shapes: Vec<AuthShape> = credentials
+        .iter()
+        .map(|c| auth::shape(c, &shared.catalog, &shared.fingerprints))
+        .collect();
+    if shapes.is_empty() {
+        return (AuthShape::absent(), Vec::new());
+    }
+    let main = shapes.remove(primary);
+    (main, shapes)
+}
+
+/// Answer with authtap's own JSON error and finish the record with it.
+fn own_error(
+    mut guard: Guard,
+    status: StatusCode,
+    kind: &str,
+    stage: Option<FailureStage>,
+    message: String,
+) -> Response<ProxyBody> {
+    let mut error = serde_json::json!({ "type": kind, "message": message });
+    if let Some(stage) = stage {
+        error["stage"] = serde_json::to_value(stage).unwrap_or_default();
+    }
+    if let Some(mut draft) = guard.0.take() {
+        draft.record.status = Some(status.as_u16());
+        let outcome = if stage.is_some() {
+            Outcome::UpstreamFailed
+        } else {
+            Outcome::Complete
+        };
+        draft.finish(outcome, stage.map(|s| (s, message)), Vec::new(), 0);
+    }
+    json_response(status, &serde_json::json!({ "error": error }))
+}
+
+fn unknown_route(catalog: &Catalog, name: &str) -> Response<ProxyBody> {
+    let routes: Vec<&str> = catalog.routes.iter().map(|r| r.name.as_str()).collect();
+    let body = serde_json::json!({
+        "error": {
+            "type": "authtap_unknown_route",
+            "message": format!(
+                "authtap has no route named `{name}`: a base URL through authtap looks like http://127.0.0.1:7401/<route>/v1; known routes: {}",
+                routes.join(", ")
+            ),
+            "routes": routes,
+        }
+    });
+    json_response(StatusCode::NOT_FOUND, &body)
+}
+
+fn index(catalog: &Catalog) -> Response<ProxyBody> {
+    let routes: Vec<_> = catalog
+        .routes
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "route": r.name, "provider": r.provider, "region": r.region,
+                "upstream": r.upstream.url(), "base_paths": r.base_paths,
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "authtap": env!("CARGO_PKG_VERSION"), "routes": routes }),
+    )
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Remove the headers that belong to one connection (RFC 9110 section 7.6.1), including those the
+/// Connection header names. Proxy-Authorization is for a proxy, so it is never passed on.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| cap(v, 200))
+}
+
+fn cap(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn version_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Now, RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(FORMAT)
+        .unwrap_or_default()
+}

@@ -1,0 +1,236 @@
+//! authtap's proxy: everything with a socket. The listener takes base-URL requests, the forwarder
+//! streams them to the provider and back, and every finished exchange becomes a record for the
+//! capture file and the terminal. The `authtap` binary (main.rs) only parses the command line and
+//! calls [`main`].
+
+mod banner;
+pub mod cli;
+mod forward;
+mod home;
+mod sink;
+mod tee;
+mod upstream;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use authtap_config::Config;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::forward::Shared;
+use crate::sink::Output;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:7401";
+/// How long in-flight exchanges get to finish after Ctrl-C before authtap exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Run the parsed command line.
+pub fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(run(args))
+        }
+        Command::Routes(args) => {
+            let config = load_config(args.config.as_deref())?;
+            print!("{}", banner::routes_table(&config.catalog, args.listen));
+            Ok(())
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::builtin(),
+    })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_deref())?;
+    let settings = config.settings;
+    let listen = match args.listen.or(settings.listen) {
+        Some(addr) => addr,
+        None => DEFAULT_LISTEN.parse()?,
+    };
+    if !listen.ip().is_loopback() && !args.allow_remote {
+        bail!(
+            "refusing to listen on {listen}: it is not a loopback address, so other machines could send requests through your keys' routes and read the records. Use --listen 127.0.0.1:7401, or add --allow-remote if you mean it"
+        );
+    }
+    let mut connect_to = settings.connect_to;
+    connect_to.extend(args.connect_to);
+    let mut extra_roots = settings.upstream_ca;
+    extra_roots.extend(args.upstream_ca);
+    let connect_timeout = args
+        .connect_timeout
+        .or(settings.connect_timeout_secs)
+        .unwrap_or(10);
+    let response_timeout = args
+        .response_timeout
+        .or(settings.response_timeout_secs)
+        .unwrap_or(600);
+
+    let data_dir = home::data_dir()?;
+    let fingerprints = home::fingerprint_key(&data_dir)?;
+    let capture_arg = args.capture.or(settings.capture);
+    let (capture, capture_path) = home::open_capture(&data_dir, capture_arg.as_deref())?;
+    let client = upstream::client(upstream::UpstreamOptions {
+        connect_to,
+        extra_roots,
+        connect_timeout: Duration::from_secs(connect_timeout),
+    })?;
+
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen on {listen}: the address is in use (is another authtap running?). Stop it, or pick another port with --listen 127.0.0.1:7402"
+            )
+        } else {
+            anyhow::anyhow!("cannot listen on {listen}: {e}")
+        }
+    })?;
+    let bound = listener.local_addr()?;
+
+    let output = if args.quiet {
+        Output::Quiet
+    } else if args.json {
+        Output::Json
+    } else {
+        Output::Human
+    };
+    let (recorder, writer) = sink::spawn(capture, capture_path.clone(), output);
+    let shared = Arc::new(Shared::new(
+        config.catalog,
+        client,
+        fingerprints,
+        recorder.clone(),
+        Duration::from_secs(response_timeout),
+        session_id(),
+    ));
+
+    let header = format!(
+        "authtap {} listening on http://{bound}\ncapture: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        capture_path.display()
+    );
+    let table = banner::routes_table(&shared.catalog, bound);
+    match output {
+        // stdout is for records in JSON mode; the banner is a diagnostic there.
+        Output::Json | Output::Quiet => eprint!("{header}"),
+        Output::Human => {
+            print!("{header}\n{table}\n");
+            if std::io::stdout().is_terminal() {
+                println!("Waiting for requests (Ctrl-C to stop)...");
+            }
+        }
+    }
+
+    serve(listener, shared).await;
+
+    recorder.stop();
+    let stats = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    eprintln!(
+        "authtap stopped: {} record(s) in {}",
+        stats.records,
+        capture_path.display()
+    );
+    if stats.write_failures > 0 {
+        eprintln!(
+            "warning: {} write(s) to the capture file failed; see the error above",
+            stats.write_failures
+        );
+    }
+    Ok(())
+}
+
+/// Accept connections until Ctrl-C or SIGTERM, then give in-flight exchanges a moment to finish.
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let service = service_fn(move |req| forward::handle(shared.clone(), req));
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, "client connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("exchanges still running after {}s; stopping anyway", SHUTDOWN_GRACE.as_secs());
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A short random id for this run; record ids are `<session>-<n>`.
+fn session_id() -> String {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 4];
+    let _ = SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Logs go to stderr; `RUST_LOG` picks the level (default: authtap's info, others' warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("authtap=info,warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,208 @@
+//! Where finished records go: the capture file (one JSON line each, flushed after every batch) and
+//! the terminal (a compact line, or the JSON line with `--json`). A dedicated thread does the writing
+//! so a slow disk or terminal never holds up a request; the forwarding path only pushes onto a queue.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use authtap_inspector::record::{Exchange, Outcome};
+use tokio::sync::mpsc;
+
+/// How finished exchanges are shown on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// One compact line per exchange.
+    Human,
+    /// The record as one JSON line.
+    Json,
+    /// Nothing; the capture file only.
+    Quiet,
+}
+
+enum Message {
+    Record(Box<Exchange>),
+    Stop,
+}
+
+/// The forwarding side's handle: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+impl Recorder {
+    pub fn record(&self, exchange: Exchange) {
+        // Only fails after shutdown, when nobody is left to write for.
+        let _ = self.tx.send(Message::Record(Box::new(exchange)));
+    }
+
+    /// Ask the writer to finish what is queued and stop.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Message::Stop);
+    }
+}
+
+/// What the writer did, reported at exit.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub records: u64,
+    pub write_failures: u64,
+}
+
+/// Start the writer thread.
+pub fn spawn(
+    capture: File,
+    capture_path: PathBuf,
+    output: Output,
+) -> (Recorder, JoinHandle<SinkStats>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let color = output == Output::Human
+        && io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    let handle = std::thread::Builder::new()
+        .name("authtap-capture".into())
+        .spawn(move || {
+            let mut file = BufWriter::new(capture);
+            let mut stats = SinkStats::default();
+            let mut line = Vec::with_capacity(2048);
+            'outer: while let Some(first) = rx.blocking_recv() {
+                let mut next = Some(first);
+                let stdout = io::stdout();
+                let mut out = stdout.lock();
+                while let Some(message) = next.take() {
+                    let Message::Record(exchange) = message else {
+                        flush(&mut file, &capture_path, &mut stats);
+                        break 'outer;
+                    };
+                    line.clear();
+                    if serde_json::to_writer(&mut line, &*exchange).is_err() {
+                        continue;
+                    }
+                    line.push(b'\n');
+                    if let Err(e) = file.write_all(&line) {
+                        write_failed(&capture_path, &e, &mut stats);
+                    }
+                    stats.records += 1;
+                    // A closed stdout (`authtap run | head`) must not stop the capture.
+                    let _ = match output {
+                        Output::Json => out.write_all(&line),
+                        Output::Human => writeln!(out, "{}", human_line(&exchange, color)),
+                        Output::Quiet => Ok(()),
+                    };
+                    next = rx.try_recv().ok();
+                }
+                let _ = out.flush();
+                flush(&mut file, &capture_path, &mut stats);
+            }
+            flush(&mut file, &capture_path, &mut stats);
+            stats
+        })
+        .unwrap_or_else(|e| panic!("cannot start the capture writer thread: {e}"));
+    (Recorder { tx }, handle)
+}
+
+fn flush(file: &mut BufWriter<File>, path: &std::path::Path, stats: &mut SinkStats) {
+    if let Err(e) = file.flush() {
+        write_failed(path, &e, stats);
+    }
+}
+
+fn write_failed(path: &std::path::Path, e: &io::Error, stats: &mut SinkStats) {
+    stats.write_failures += 1;
+    // Say it loudly once; repeating it for every record would bury everything else.
+    if stats.write_failures == 1 {
+        tracing::error!(
+            "cannot write the capture file {}: {e}. authtap keeps forwarding and printing; records that could not be written are counted",
+            path.display()
+        );
+    }
+}
+
+/// One exchange in one line:
+/// `01:42:11.204  401  POST api.moonshot.ai/v1/chat/completions  kimi-k2.5  key Bearer sk-…Xy8z (51, sk-generic)  invalid_authentication_error: Invalid Authentication  312ms`
+pub fn human_line(e: &Exchange, color: bool) -> String {
+    let time = e.ts.get(11..23).unwrap_or(&e.ts);
+    let status = e
+        .status
+        .map_or_else(|| "---".to_string(), |s| s.to_string());
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let status = match e.status {
+        Some(200..=299) => paint("32", &status),
+        Some(400..=499) => paint("1;31", &status),
+        Some(_) => paint("1;33", &status),
+        None => paint("2", &status),
+    };
+    let mut line = format!(
+        "{time}  {status}  {} {}{}",
+        e.method,
+        e.host.as_deref().unwrap_or(""),
+        e.path
+    );
+    if let Some(route) = &e.route {
+        line.push_str(&format!("  [{route}]"));
+    }
+    if let Some(model) = &e.model {
+        line.push_str(&format!("  {model}"));
+    }
+    line.push_str("  key ");
+    let a = &e.auth;
+    if a.present {
+        let scheme = a
+            .scheme
+            .as_deref()
+            .map(|s| format!("{s} "))
+            .unwrap_or_else(|| {
+                a.header
+                    .as_deref()
+                    .map(|h| format!("{h}: "))
+                    .unwrap_or_default()
+            });
+        let shown = match (&a.prefix, &a.last4) {
+            (Some(p), Some(l)) => format!("{p}…{l}"),
+            (Some(p), None) => format!("{p}…"),
+            _ => "…".to_string(),
+        };
+        line.push_str(&format!("{scheme}{shown} ({}, {})", a.len, a.shape));
+    } else {
+        line.push_str("none");
+    }
+    if !a.defects.is_empty() {
+        let defects: Vec<String> = a
+            .defects
+            .iter()
+            .filter_map(|d| serde_json::to_value(d).ok())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        line.push_str(&paint("1;31", &format!(" [{}]", defects.join(", "))));
+    }
+    if let Some(err) = &e.error {
+        let label = [err.kind.as_deref(), err.code.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/");
+        let message = err.message.as_deref().unwrap_or("");
+        line.push_str(&format!("  {label}: {message}"));
+    }
+    if let Some(failure) = &e.failure {
+        line.push_str(&format!("  {}", failure.message));
+    }
+    let outcome = match e.outcome {
+        Outcome::Complete => String::new(),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| format!("  ({s})")))
+            .unwrap_or_default(),
+    };
+    line.push_str(&outcome);
+    line.push_str(&format!("  {:.0}ms", e.duration_ms));
+    line
+}

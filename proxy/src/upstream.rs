@@ -1,0 +1,278 @@
+//! The client side: a pooled HTTP/1.1 + HTTP/2 client to the providers over rustls, with
+//! certificate verification always on, curl-style `--connect-to`, and failures sorted by stage
+//! (DNS, connect, TLS, timeout) so a user reads which one happened.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use authtap_config::ConnectTo;
+use authtap_inspector::record::{Failure, FailureStage};
+use http::Uri;
+use hyper_rustls::MaybeHttpsStream;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::TcpStream;
+
+use crate::tee::RequestTee;
+
+/// The client every forwarded request goes through.
+pub type UpstreamClient = Client<Connector, RequestTee>;
+
+/// What the client needs to know.
+pub struct UpstreamOptions {
+    pub connect_to: Vec<ConnectTo>,
+    /// Extra trusted roots (PEM files), added to the platform's and webpki's.
+    pub extra_roots: Vec<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+/// Build the client. Fails only on unreadable `--upstream-ca` files.
+pub fn client(options: UpstreamOptions) -> anyhow::Result<UpstreamClient> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // The platform's store adds corporate roots a user may rely on; a broken store is not fatal
+    // because webpki's roots already cover the providers.
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    for path in &options.extra_roots {
+        for cert in authtap_certs::read_pem_certs(path)? {
+            roots.add(cert).map_err(|e| {
+                anyhow::anyhow!("--upstream-ca {}: not a usable CA: {e}", path.display())
+            })?;
+        }
+    }
+    let mut tls =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+
+    let connector = Connector {
+        inner: Arc::new(ConnectorInner {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            connect_to: options.connect_to,
+            connect_timeout: options.connect_timeout,
+        }),
+    };
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .build(connector))
+}
+
+/// A connect failure with its stage; the forwarder finds it in the client error's source chain.
+#[derive(Debug)]
+pub struct ConnectError(pub Failure);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+fn fail(stage: FailureStage, message: String) -> ConnectError {
+    ConnectError(Failure { stage, message })
+}
+
+/// Resolves (or redirects, per `--connect-to`), connects and does the TLS handshake with SNI set
+/// to the original host.
+#[derive(Clone)]
+pub struct Connector {
+    inner: Arc<ConnectorInner>,
+}
+
+struct ConnectorInner {
+    tls: tokio_rustls::TlsConnector,
+    connect_to: Vec<ConnectTo>,
+    connect_timeout: Duration,
+}
+
+type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Stream;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.connect(uri).await })
+    }
+}
+
+impl ConnectorInner {
+    async fn connect(&self, uri: Uri) -> Result<Stream, ConnectError> {
+        let https = uri.scheme_str() == Some("https");
+        let host = uri
+            .host()
+            .ok_or_else(|| fail(FailureStage::Connect, format!("no host in {uri}")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let (target_host, target_port) = self
+            .connect_to
+            .iter()
+            .find(|c| c.host == host && c.port == port)
+            .map_or((host.as_str(), port), |c| {
+                (c.target_host.as_str(), c.target_port)
+            });
+        let shown = if (target_host, target_port) == (host.as_str(), port) {
+            format!("{host}:{port}")
+        } else {
+            format!("{host}:{port} (via --connect-to {target_host}:{target_port})")
+        };
+
+        let timeout = self.connect_timeout;
+        let addrs: Vec<SocketAddr> = match tokio::time::timeout(
+            timeout,
+            tokio::net::lookup_host((target_host, target_port)),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(fail(
+                    FailureStage::Timeout,
+                    format!("looking up {shown} took longer than {}s", timeout.as_secs()),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(fail(
+                    FailureStage::Dns,
+                    format!("could not resolve {shown}: {e}"),
+                ));
+            }
+            Ok(Ok(addrs)) => addrs.collect(),
+        };
+        if addrs.is_empty() {
+            return Err(fail(
+                FailureStage::Dns,
+                format!("{shown} resolved to no address"),
+            ));
+        }
+
+        let mut last = None;
+        let mut tcp = None;
+        for addr in &addrs {
+            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    tcp = Some(stream);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    last = Some(fail(
+                        FailureStage::Connect,
+                        format!("could not connect to {shown} at {addr}: {e}"),
+                    ))
+                }
+                Err(_) => {
+                    last = Some(fail(
+                        FailureStage::Timeout,
+                        format!(
+                            "connecting to {shown} at {addr} took longer than {}s",
+                            timeout.as_secs()
+                        ),
+                    ))
+                }
+            }
+        }
+        let Some(tcp) = tcp else {
+            return Err(last.unwrap_or_else(|| {
+                fail(
+                    FailureStage::Connect,
+                    format!("could not connect to {shown}"),
+                )
+            }));
+        };
+        let _ = tcp.set_nodelay(true);
+        let io = TokioIo::new(tcp);
+        if !https {
+            return Ok(MaybeHttpsStream::Http(io));
+        }
+
+        let name = ServerName::try_from(host.clone()).map_err(|_| {
+            fail(
+                FailureStage::Tls,
+                format!("`{host}` is not a name TLS can verify"),
+            )
+        })?;
+        match tokio::time::timeout(timeout, self.tls.connect(name, TokioIo::new(io))).await {
+            Ok(Ok(tls)) => Ok(MaybeHttpsStream::from(tls)),
+            Ok(Err(e)) => Err(fail(
+                FailureStage::Tls,
+                format!("TLS handshake with {shown} failed: {}", tls_words(&e)),
+            )),
+            Err(_) => Err(fail(
+                FailureStage::Timeout,
+                format!(
+                    "TLS handshake with {shown} took longer than {}s",
+                    timeout.as_secs()
+                ),
+            )),
+        }
+    }
+}
+
+/// rustls's error, with the common certificate cases said plainly.
+fn tls_words(e: &std::io::Error) -> String {
+    let inner = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<rustls::Error>())
+        .cloned();
+    match inner {
+        Some(rustls::Error::InvalidCertificate(cert)) => {
+            use rustls::CertificateError as C;
+            match &cert {
+                C::UnknownIssuer => {
+                    "its certificate is signed by an issuer authtap does not trust (add it with --upstream-ca)".to_string()
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "its certificate is for another host name".to_string()
+                }
+                C::Expired | C::ExpiredContext { .. } => "its certificate has expired".to_string(),
+                other => format!("its certificate was rejected ({other:?})"),
+            }
+        }
+        Some(other) => other.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Sort a client error into a stage and plain words.
+pub fn classify(err: &hyper_util::client::legacy::Error, host: &str) -> Failure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(ConnectError(failure)) = e.downcast_ref::<ConnectError>() {
+            return failure.clone();
+        }
+        source = e.source();
+    }
+    // Not a connect failure: the connection broke or the upstream spoke bad HTTP.
+    let mut words = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        words.push_str(": ");
+        words.push_str(&e.to_string());
+        source = e.source();
+    }
+    Failure {
+        stage: FailureStage::Protocol,
+        message: format!("{host} broke off the exchange: {words}"),
+    }
+}

@@ -1,0 +1,21 @@
+//! authtap's integration tests: one binary, each module one area. Every test runs the real
+//! `authtap` binary as a process on 127.0.0.1 and points it with `--connect-to` at the provider
+//! emulator (real TLS with a CA made for the test); no test reaches a real provider.
+
+// Test helpers panic with a message on any unexpected state; that is how tests fail.
+#![allow(clippy::unwrap_used)]
+
+/// Starting authtap, reading its outputs and capture, a plain HTTP client, canary keys.
+mod harness;
+
+/// Bodies, status, headers and streams pass through unchanged; SSE is not buffered.
+mod forwarding;
+
+/// Each provider's refusal is recorded with host, region, key shape and error type/code.
+mod records;
+
+/// Canary keys appear in no output, at any log level, however they are sent or echoed.
+mod redaction;
+
+/// Dead upstreams, concurrency, clean stops, bad config and unsafe listen addresses.
+mod failures;
