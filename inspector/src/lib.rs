@@ -9,3 +9,5 @@ pub mod body_scan;
 pub mod error_body;
 pub mod record;
 pub mod secret;
+#[cfg(test)]
+mod test_rng;

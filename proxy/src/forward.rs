@@ -77,13 +77,24 @@ impl Shared {
         )
     }
 
-    /// Remove key material (the request's own keys, and anything key-shaped) from text.
+    /// Remove key material (the request's own keys, and anything key-shaped) from text that came
+    /// from a provider.
     fn scrub(&self, text: &str, secrets: &[Secret]) -> String {
-        let secrets: Vec<&[u8]> = secrets.iter().map(Secret::expose).collect();
-        let prefixes: Vec<&str> = self.public_prefixes.iter().map(String::as_str).collect();
         let patterns: Vec<&regex::Regex> =
             self.catalog.key_shapes.iter().map(|s| &s.search).collect();
-        error_body::scrub(text, &secrets, &prefixes, &patterns)
+        self.scrub_with(text, secrets, &patterns)
+    }
+
+    /// Remove the request's own keys from text the client sent (user agent, model): the key-shape
+    /// patterns are skipped there, since they cost a regex pass per field on every request.
+    fn scrub_sent(&self, text: &str, secrets: &[Secret]) -> String {
+        self.scrub_with(text, secrets, &[])
+    }
+
+    fn scrub_with(&self, text: &str, secrets: &[Secret], patterns: &[&regex::Regex]) -> String {
+        let secrets: Vec<&[u8]> = secrets.iter().map(Secret::expose).collect();
+        let prefixes: Vec<&str> = self.public_prefixes.iter().map(String::as_str).collect();
+        error_body::scrub(text, &secrets, &prefixes, patterns)
     }
 }
 
@@ -125,7 +136,10 @@ impl Draft {
         record.bytes_down = bytes_down;
         record.bytes_up = request.bytes.load(Ordering::Relaxed);
         if let Some(fields) = request.fields.get() {
-            record.model = fields.model.as_deref().map(|m| shared.scrub(m, &secrets));
+            record.model = fields
+                .model
+                .as_deref()
+                .map(|m| shared.scrub_sent(m, &secrets));
             record.stream = fields.stream;
         }
         if !prefix.is_empty() {
@@ -179,6 +193,18 @@ pub async fn handle(
     if path == "/" {
         return Ok(index(&shared.catalog));
     }
+    if !path.starts_with('/') {
+        // CONNECT (a client using authtap as HTTPS_PROXY) or another non-origin form.
+        tracing::warn!(
+            method = %req.method(),
+            "a client sent a request authtap cannot route; set authtap as the base URL (http://HOST:PORT/<route>/...)"
+        );
+        let body = serde_json::json!({"error": {
+            "type": "authtap_bad_request",
+            "message": "authtap takes base-URL requests such as POST http://127.0.0.1:7401/moonshot/v1/chat/completions; HTTPS_PROXY mode is not available in this version",
+        }});
+        return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+    }
     let route_name = path[1..].split('/').next().unwrap_or("").to_string();
 
     let credentials = auth::credentials(
@@ -193,7 +219,7 @@ pub async fn handle(
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
-        .map(|v| shared.scrub(&cap(&String::from_utf8_lossy(v.as_bytes()), 256), &secrets));
+        .map(|v| shared.scrub_sent(&cap(&String::from_utf8_lossy(v.as_bytes()), 256), &secrets));
 
     let mut record = Exchange {
         v: RECORD_VERSION,

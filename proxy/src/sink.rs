@@ -144,13 +144,13 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
         "{time}  {status}  {} {}{}",
         e.method,
         e.host.as_deref().unwrap_or(""),
-        e.path
+        plain(&e.path)
     );
     if let Some(route) = &e.route {
         line.push_str(&format!("  [{route}]"));
     }
     if let Some(model) = &e.model {
-        line.push_str(&format!("  {model}"));
+        line.push_str(&format!("  {}", plain(model)));
     }
     line.push_str("  key ");
     let a = &e.auth;
@@ -170,7 +170,12 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
             (Some(p), None) => format!("{p}…"),
             _ => "…".to_string(),
         };
-        line.push_str(&format!("{scheme}{shown} ({}, {})", a.len, a.shape));
+        line.push_str(&format!(
+            "{scheme}{} ({}, {})",
+            plain(&shown),
+            a.len,
+            a.shape
+        ));
     } else {
         line.push_str("none");
     }
@@ -190,10 +195,10 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
             .collect::<Vec<_>>()
             .join("/");
         let message = err.message.as_deref().unwrap_or("");
-        line.push_str(&format!("  {label}: {message}"));
+        line.push_str(&format!("  {}: {}", plain(&label), plain(message)));
     }
     if let Some(failure) = &e.failure {
-        line.push_str(&format!("  {}", failure.message));
+        line.push_str(&format!("  {}", plain(&failure.message)));
     }
     let outcome = match e.outcome {
         Outcome::Complete => String::new(),
@@ -205,4 +210,37 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
     line.push_str(&outcome);
     line.push_str(&format!("  {:.0}ms", e.duration_ms));
     line
+}
+
+/// Text from a client or provider, with control characters (escape sequences included) made
+/// spaces, so nothing but authtap's own colours reaches the terminal.
+fn plain(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_line_says_it_all_and_lets_no_escape_sequence_through() {
+        let record = r#"{"v":1,"id":"a-1","kind":"exchange","mode":"base-url","ts":"2026-11-25T01:54:08.457Z",
+            "route":"moonshot-cn","provider":"moonshot","region":"cn","method":"POST","host":"api.moonshot.cn",
+            "path":"/v1/chat/completions","auth":{"header":"authorization","scheme":"Bearer","present":true,
+            "len":51,"prefix":"sk-","last4":"Xy8z","fingerprint":"hmac:00","shape":"sk-generic",
+            "defects":["quoted"]},"user_agent":null,"model":"kimi-k2.5","stream":null,"upstream_version":"HTTP/2",
+            "status":401,"content_type":"application/json","error":{"type":"invalid_authentication_error",
+            "message":"Invalid \u001b[2JAuthentication"},"failure":null,"ttfb_ms":4.7,"duration_ms":5.2,
+            "bytes_up":1,"bytes_down":84,"outcome":"complete","findings":[]}"#;
+        let exchange: Exchange = serde_json::from_str(record).expect("record");
+        let line = human_line(&exchange, false);
+        assert_eq!(
+            line,
+            "01:54:08.457  401  POST api.moonshot.cn/v1/chat/completions  [moonshot-cn]  kimi-k2.5  \
+             key Bearer sk-…Xy8z (51, sk-generic) [quoted]  invalid_authentication_error: Invalid  [2JAuthentication  5ms"
+        );
+        assert!(!human_line(&exchange, true).contains("\x1b[2J"));
+    }
 }

@@ -192,3 +192,40 @@ fn bad_config_and_remote_listen_are_refused_with_reasons() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_and_garbage_get_clear_answers_and_authtap_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emulator = Emulator::builder()
+        .key("api.moonshot.ai", KEY)
+        .start()
+        .await
+        .expect("emulator");
+    let authtap = Authtap::start(&emulator);
+    for probe in [
+        &b"CONNECT api.moonshot.ai:443 HTTP/1.1\r\nHost: api.moonshot.ai:443\r\n\r\n"[..],
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage that is not HTTP\r\n\r\n"[..],
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(authtap.addr)
+            .await
+            .expect("connect");
+        stream.write_all(probe).await.expect("write");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let next = send(
+        &client(),
+        "POST",
+        &authtap.url("/moonshot/v1/chat/completions"),
+        &[("authorization", &format!("Bearer {KEY}"))],
+        CHAT,
+    )
+    .await;
+    assert_eq!(next.status, 200, "authtap kept serving");
+}
