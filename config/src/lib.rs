@@ -63,16 +63,137 @@ impl AuthStyle {
     }
 }
 
-/// A provider: one company's API, possibly served from several regions (routes).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawProvider {
+    id: String,
+    name: String,
+    auth: AuthStyle,
+    #[serde(default)]
+    openclaw_id: Option<String>,
+    #[serde(default)]
+    openclaw_auth_choice: Option<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    probe: Option<String>,
+}
+
+/// A provider: one company's API, possibly served from several regions (routes).
+#[derive(Debug, Clone)]
 pub struct Provider {
     pub id: String,
     pub name: String,
     pub auth: AuthStyle,
     /// The provider's id in OpenClaw's `models.providers`, where verified.
-    #[serde(default)]
     pub openclaw_id: Option<String>,
+    /// `openclaw onboard --auth-choice <this>`.
+    pub openclaw_auth_choice: Option<String>,
+    /// Environment variables gateways read this provider's key from.
+    pub env: Vec<String>,
+    /// This provider's model families; empty when it serves everyone's models.
+    pub models: Vec<Regex>,
+    /// A cheap authenticated GET (path relative to a route's upstream) to test a key.
+    pub probe: Option<String>,
+}
+
+impl Provider {
+    /// Whether `model` belongs to one of this provider's families.
+    pub fn owns_model(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m.is_match(model))
+    }
+}
+
+/// What a provider's error means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Meaning {
+    /// The key was refused.
+    AuthRejected,
+    /// The provider says no key arrived.
+    MissingKey,
+    /// The provider refuses this client (Kimi Code's User-Agent allowlist).
+    ClientGate,
+    /// Balance, quota or rate limits: the key is fine.
+    Quota,
+    /// A coding-plan key on a general endpoint, or the reverse.
+    PlanEndpoint,
+    /// The key works but not for this model.
+    ModelAccess,
+    /// The key went in a header this endpoint does not read.
+    HeaderStyle,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawErrorSignature {
+    id: String,
+    providers: Vec<String>,
+    #[serde(default)]
+    status: Vec<u16>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    meaning: Meaning,
+}
+
+/// A recognisable provider error body and what it means.
+#[derive(Debug, Clone)]
+pub struct ErrorSignature {
+    pub id: String,
+    pub providers: Vec<String>,
+    pub status: Vec<u16>,
+    pub kind: Option<Regex>,
+    pub code: Option<Regex>,
+    pub message: Option<Regex>,
+    pub path: Option<Regex>,
+    pub meaning: Meaning,
+}
+
+impl ErrorSignature {
+    /// Whether an error (its type, code and message), answered with `status` to a request for
+    /// `path`, has this signature. Every condition given must hold.
+    pub fn matches(
+        &self,
+        status: u16,
+        path: &str,
+        kind: Option<&str>,
+        code: Option<&str>,
+        message: Option<&str>,
+    ) -> bool {
+        let field = |re: &Option<Regex>, value: Option<&str>| {
+            re.as_ref()
+                .is_none_or(|re| value.is_some_and(|v| re.is_match(v)))
+        };
+        (self.status.is_empty() || self.status.contains(&status))
+            && field(&self.kind, kind)
+            && field(&self.code, code)
+            && field(&self.message, message)
+            && field(&self.path, Some(path))
+    }
+}
+
+/// Where an endpoint reads the key, when it differs from the provider's `auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRule {
+    pub provider: String,
+    /// Prefix of the upstream path; None for every path.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub key_shape: Option<String>,
+    pub expect: AuthStyle,
+    pub note: String,
 }
 
 /// Whether an endpoint belongs to a subscription coding plan or the general (pay-as-you-go) API.
@@ -222,12 +343,15 @@ pub struct KeyShape {
     pub generic: bool,
 }
 
-/// The provider catalog: who exists, where they live, what their keys look like.
+/// The provider catalog: who exists, where they live, what their keys look like, what their
+/// errors mean.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub providers: Vec<Provider>,
     pub routes: Vec<Route>,
     pub key_shapes: Vec<KeyShape>,
+    pub error_signatures: Vec<ErrorSignature>,
+    pub header_rules: Vec<HeaderRule>,
     route_index: HashMap<String, usize>,
 }
 
@@ -243,6 +367,48 @@ impl Catalog {
     /// The first key shape whose pattern matches the whole key.
     pub fn key_shape(&self, key: &str) -> Option<&KeyShape> {
         self.key_shapes.iter().find(|s| s.pattern.is_match(key))
+    }
+
+    /// The first route of a provider in a region (any region when None), preferring general plans.
+    pub fn route_for(&self, provider: &str, region: Option<&str>) -> Option<&Route> {
+        let candidates = || {
+            self.routes
+                .iter()
+                .filter(move |r| r.provider == provider && region.is_none_or(|g| r.region == g))
+        };
+        candidates()
+            .find(|r| r.plan == Plan::General)
+            .or_else(|| candidates().next())
+    }
+
+    /// The first error signature that matches.
+    pub fn error_signature(
+        &self,
+        status: u16,
+        path: &str,
+        kind: Option<&str>,
+        code: Option<&str>,
+        message: Option<&str>,
+    ) -> Option<&ErrorSignature> {
+        self.error_signatures
+            .iter()
+            .find(|s| s.matches(status, path, kind, code, message))
+    }
+
+    /// The header rule for a request, if any.
+    pub fn header_rule(
+        &self,
+        provider: &str,
+        region: &str,
+        path: &str,
+        key_shape: &str,
+    ) -> Option<&HeaderRule> {
+        self.header_rules.iter().find(|r| {
+            r.provider == provider
+                && r.path.as_deref().is_none_or(|p| path.starts_with(p))
+                && r.region.as_deref().is_none_or(|g| g == region)
+                && r.key_shape.as_deref().is_none_or(|k| k == key_shape)
+        })
     }
 
     /// The longest catalog prefix the key starts with: the part of a key that is safe to show.
@@ -343,11 +509,16 @@ struct RawFile {
     #[serde(default)]
     connect_to: Vec<String>,
     #[serde(default)]
-    provider: Vec<Provider>,
+    provider: Vec<RawProvider>,
     #[serde(default)]
     route: Vec<RawRoute>,
     #[serde(default)]
     key_shape: Vec<RawKeyShape>,
+    #[serde(default)]
+    error_signature: Vec<RawErrorSignature>,
+    /// Replaces the built-in list when given (rules have no id to override one by one).
+    #[serde(default)]
+    header_rule: Option<Vec<HeaderRule>>,
 }
 
 /// Everything authtap runs with: settings plus the catalog.
@@ -409,7 +580,29 @@ impl Config {
             connect_to,
         };
 
-        let providers = overlay(builtin.provider, user.provider, |p| p.id.clone());
+        let raw_providers = overlay(builtin.provider, user.provider, |p| p.id.clone());
+        let mut providers = Vec::with_capacity(raw_providers.len());
+        for p in raw_providers {
+            let what = format!("provider `{}`", p.id);
+            let models = p
+                .models
+                .iter()
+                .map(|m| regex("models", m).map_err(|m| invalid(what.clone(), m)))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(probe) = p.probe.as_deref().filter(|p| !p.starts_with('/')) {
+                return Err(invalid(what, format!("probe `{probe}` must start with /")));
+            }
+            providers.push(Provider {
+                id: p.id,
+                name: p.name,
+                auth: p.auth,
+                openclaw_id: p.openclaw_id,
+                openclaw_auth_choice: p.openclaw_auth_choice,
+                env: p.env,
+                models,
+                probe: p.probe,
+            });
+        }
         let raw_routes = overlay(builtin.route, user.route, |r| r.name.clone());
         let raw_shapes = overlay(builtin.key_shape, user.key_shape, |k| k.id.clone());
 
@@ -494,6 +687,46 @@ impl Config {
             });
         }
 
+        let raw_signatures = overlay(builtin.error_signature, user.error_signature, |e| {
+            e.id.clone()
+        });
+        let mut error_signatures = Vec::with_capacity(raw_signatures.len());
+        for e in raw_signatures {
+            let what = format!("error_signature `{}`", e.id);
+            let compile = |field: &str, re: &Option<String>| {
+                re.as_deref()
+                    .map(|r| regex(field, r))
+                    .transpose()
+                    .map_err(|m| invalid(what.clone(), m))
+            };
+            error_signatures.push(ErrorSignature {
+                kind: compile("type", &e.kind)?,
+                code: compile("code", &e.code)?,
+                message: compile("message", &e.message)?,
+                path: compile("path", &e.path)?,
+                id: e.id,
+                providers: e.providers,
+                status: e.status,
+                meaning: e.meaning,
+            });
+        }
+        let header_rules = user
+            .header_rule
+            .unwrap_or(builtin.header_rule.unwrap_or_default());
+        for id in error_signatures
+            .iter()
+            .flat_map(|e| &e.providers)
+            .chain(header_rules.iter().map(|h| &h.provider))
+            .chain(key_shapes.iter().flat_map(|k| &k.providers))
+        {
+            if !providers.iter().any(|p| &p.id == id) {
+                return Err(invalid(
+                    format!("provider `{id}`"),
+                    "is named in the catalog but has no [[provider]] entry".into(),
+                ));
+            }
+        }
+
         let route_index = routes
             .iter()
             .enumerate()
@@ -505,10 +738,16 @@ impl Config {
                 providers,
                 routes,
                 key_shapes,
+                error_signatures,
+                header_rules,
                 route_index,
             },
         })
     }
+}
+
+fn regex(field: &str, pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| format!("{field} `{pattern}` is not a valid regex: {e}"))
 }
 
 fn parse_raw(origin: &str, text: &str) -> Result<RawFile, ConfigError> {

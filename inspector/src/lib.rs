@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body_scan;
 pub mod error_body;
+pub mod findings;
 pub mod record;
 pub mod secret;
 #[cfg(test)]

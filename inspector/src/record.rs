@@ -16,6 +16,9 @@ pub const RECORD_VERSION: u32 = 1;
 pub enum RecordKind {
     /// A client's request and the answer it got.
     Exchange,
+    /// authtap's own cheap request with a refused key to another region of the same provider
+    /// (`probe_of` names the exchange that prompted it).
+    Probe,
 }
 
 /// How the request reached authtap.
@@ -128,4 +131,7 @@ pub struct Exchange {
     pub bytes_down: u64,
     pub outcome: Outcome,
     pub findings: Vec<Finding>,
+    /// For probes: the id of the exchange whose refusal prompted the probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_of: Option<String>,
 }

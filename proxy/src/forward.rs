@@ -31,7 +31,7 @@ const ERROR_PREFIX_LIMIT: usize = 16 * 1024;
 
 /// Everything the handler shares across requests. Read-only but for the id counter.
 pub struct Shared {
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     pub client: UpstreamClient,
     pub fingerprints: FingerprintKey,
     pub recorder: Recorder,
@@ -45,7 +45,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(
-        catalog: Catalog,
+        catalog: Arc<Catalog>,
         client: UpstreamClient,
         fingerprints: FingerprintKey,
         recorder: Recorder,
@@ -249,6 +249,7 @@ pub async fn handle(
         bytes_down: 0,
         outcome: Outcome::Complete,
         findings: Vec::new(),
+        probe_of: None,
     };
 
     let Some(route) = route else {

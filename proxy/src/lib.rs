@@ -108,9 +108,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         Output::Human
     };
-    let (recorder, writer) = sink::spawn(capture, capture_path.clone(), output);
+    let catalog = Arc::new(config.catalog);
+    let inspector = authtap_inspector::findings::Inspector::new(catalog.clone());
+    let (recorder, writer) = sink::spawn(capture, capture_path.clone(), output, inspector);
     let shared = Arc::new(Shared::new(
-        config.catalog,
+        catalog,
         client,
         fingerprints,
         recorder.clone(),

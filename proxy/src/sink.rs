@@ -7,7 +7,8 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
-use authtap_inspector::record::{Exchange, Outcome};
+use authtap_inspector::findings::Inspector;
+use authtap_inspector::record::{Exchange, Outcome, Severity};
 use tokio::sync::mpsc;
 
 /// How finished exchanges are shown on stdout.
@@ -51,11 +52,12 @@ pub struct SinkStats {
     pub write_failures: u64,
 }
 
-/// Start the writer thread.
+/// Start the writer thread. It runs the inspector on each record, in order, before writing it.
 pub fn spawn(
     capture: File,
     capture_path: PathBuf,
     output: Output,
+    mut inspector: Inspector,
 ) -> (Recorder, JoinHandle<SinkStats>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let color = output == Output::Human
@@ -72,10 +74,11 @@ pub fn spawn(
                 let stdout = io::stdout();
                 let mut out = stdout.lock();
                 while let Some(message) = next.take() {
-                    let Message::Record(exchange) = message else {
+                    let Message::Record(mut exchange) = message else {
                         flush(&mut file, &capture_path, &mut stats);
                         break 'outer;
                     };
+                    exchange.findings = inspector.inspect(&exchange);
                     line.clear();
                     if serde_json::to_writer(&mut line, &*exchange).is_err() {
                         continue;
@@ -209,6 +212,21 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
     };
     line.push_str(&outcome);
     line.push_str(&format!("  {:.0}ms", e.duration_ms));
+    for finding in &e.findings {
+        let (mark, code) = match finding.severity {
+            Severity::Error => ("✖", "1;31"),
+            Severity::Warn => ("▲", "1;33"),
+            Severity::Info => ("●", "36"),
+        };
+        let fix: Vec<String> = finding.fix.lines().map(plain).collect();
+        line.push_str(&format!(
+            "\n    {} {}: {}\n      fix: {}",
+            paint(code, mark),
+            paint(code, &finding.code),
+            plain(&finding.title),
+            fix.join("\n           ")
+        ));
+    }
     line
 }
 
