@@ -230,6 +230,18 @@ pub struct Route {
     pub plan: Plan,
 }
 
+impl Route {
+    /// The real base URL a client would use without authtap, for the route's `i`-th base path
+    /// (`https://api.moonshot.cn/v1`, `https://api.kimi.com/coding/`).
+    pub fn upstream_base_url(&self, i: usize) -> String {
+        let path = self.base_paths.get(i).map_or("/", String::as_str);
+        match path {
+            "/" => format!("{}/", self.upstream.url()),
+            p => format!("{}{p}", self.upstream.url()),
+        }
+    }
+}
+
 /// An upstream base: `scheme://host[:port][/base]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
@@ -495,6 +507,8 @@ pub struct Settings {
     pub response_timeout_secs: Option<u64>,
     pub upstream_ca: Vec<PathBuf>,
     pub connect_to: Vec<ConnectTo>,
+    /// Probe refused keys at the provider's other regions (default on).
+    pub probe: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -508,6 +522,7 @@ struct RawFile {
     upstream_ca: Vec<PathBuf>,
     #[serde(default)]
     connect_to: Vec<String>,
+    probe: Option<bool>,
     #[serde(default)]
     provider: Vec<RawProvider>,
     #[serde(default)]
@@ -578,6 +593,7 @@ impl Config {
             response_timeout_secs: user.response_timeout_secs,
             upstream_ca: user.upstream_ca,
             connect_to,
+            probe: user.probe,
         };
 
         let raw_providers = overlay(builtin.provider, user.provider, |p| p.id.clone());

@@ -112,3 +112,6 @@ pub const NO_SUCH_PATH: &str =
 
 /// Emulator's own answer for a host it does not serve (HTTP 421); `<HOST>` is the host asked for.
 pub const MISDIRECTED_TEMPLATE: &str = r#"{"error":{"message":"emulator: this server does not serve host <HOST>","type":"misdirected_request"}}"#;
+
+/// Mistral, invalid key (providers.md section 10: nextcloud/integration_openai #332).
+pub const MISTRAL_UNAUTHORIZED: &str = r#"{"detail":"Unauthorized"}"#;

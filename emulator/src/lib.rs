@@ -102,6 +102,19 @@ impl EmulatorBuilder {
 
     /// Make OpenAI echo the whole invalid key sent instead of its masked form (default false), so
     /// tests can prove authtap scrubs echoed keys.
+    /// Answer requests to `host` whose path starts with `path_prefix` with `status` and `body`
+    /// (JSON), whatever the key: for provider states a key table cannot express, such as an
+    /// outage, an exhausted balance or a terminated account.
+    pub fn canned(mut self, host: &str, path_prefix: &str, status: u16, body: &str) -> Self {
+        self.config.canned.push((
+            host.to_ascii_lowercase(),
+            path_prefix.to_string(),
+            status,
+            body.to_string(),
+        ));
+        self
+    }
+
     pub fn echo_full_keys(mut self, yes: bool) -> Self {
         self.config.echo_full_keys = yes;
         self
@@ -172,6 +185,7 @@ impl Emulator {
                 keys: HashMap::new(),
                 sse_chunks: 5,
                 echo_full_keys: false,
+                canned: Vec::new(),
             },
             sse_chunk_delay: Duration::from_millis(20),
             hold_streams: false,

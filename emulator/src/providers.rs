@@ -22,6 +22,9 @@ pub(crate) struct Config {
     pub keys: HashMap<String, Vec<(Vec<u8>, Plan)>>,
     pub sse_chunks: usize,
     pub echo_full_keys: bool,
+    /// (host, path prefix) → (status, body): fixed answers that take precedence, for provider
+    /// states a key table cannot express (outages, balances, terminated accounts).
+    pub canned: Vec<(String, String, u16, String)>,
 }
 
 impl Config {
@@ -129,6 +132,7 @@ pub(crate) const HOSTS: &[&str] = &[
     "api.groq.com",
     "api.x.ai",
     "generativelanguage.googleapis.com",
+    "api.mistral.ai",
 ];
 
 /// The API shape of an endpoint, which decides the success answer.
@@ -141,6 +145,14 @@ enum Api {
 
 /// Answer one request.
 pub(crate) fn respond(ctx: &Ctx<'_>) -> Reply {
+    if let Some((_, _, status, body)) = ctx
+        .cfg
+        .canned
+        .iter()
+        .find(|(host, prefix, _, _)| host == ctx.host && ctx.path.starts_with(prefix.as_str()))
+    {
+        return Reply::error(*status, body.clone());
+    }
     let post = ctx.method == Method::POST;
     let get = ctx.method == Method::GET;
     let p = ctx.path;
@@ -149,9 +161,15 @@ pub(crate) fn respond(ctx: &Ctx<'_>) -> Reply {
             let api = match () {
                 _ if post && p == "/v1/chat/completions" => Api::Chat,
                 _ if get && p == "/v1/models" => Api::Models,
+                // The Anthropic-compatible path reads Bearer only (kimi-cc #35).
+                _ if post && p == "/anthropic/v1/messages" => Api::Messages,
                 _ => return not_found(),
             };
-            let reply = if ctx.bearer_or_api_key().is_some_and(|k| ctx.general(k)) {
+            let key = match api {
+                Api::Messages => ctx.bearer(),
+                _ => ctx.bearer_or_api_key(),
+            };
+            let reply = if key.is_some_and(|k| ctx.general(k)) {
                 success(ctx, api, "kimi-k2-0905-preview")
             } else {
                 Reply::error(401, MOONSHOT_INVALID_AUTHENTICATION)
@@ -239,6 +257,15 @@ pub(crate) fn respond(ctx: &Ctx<'_>) -> Reply {
             }
         }
         "generativelanguage.googleapis.com" => gemini(ctx, post),
+        "api.mistral.ai" => {
+            if !(post && p == "/v1/chat/completions") {
+                return not_found();
+            }
+            match ctx.bearer_or_api_key() {
+                Some(k) if ctx.general(k) => success(ctx, Api::Chat, "mistral-small-latest"),
+                _ => Reply::error(401, MISTRAL_UNAUTHORIZED),
+            }
+        }
         other => Reply::error(421, fill(MISDIRECTED_TEMPLATE, "<HOST>", other)),
     }
 }
@@ -294,6 +321,13 @@ fn zai(ctx: &Ctx<'_>, post: bool) -> Reply {
         "/api/coding/paas/v4/chat/completions" if post => match key {
             None => Reply::error(401, missing),
             Some(k) if ctx.coding(k) => success(ctx, Api::Chat, "glm-4.6"),
+            Some(_) => Reply::error(401, failed),
+        },
+        // UNVERIFIED endpoint (see the zai probe in config/catalog.toml): answers like the chat
+        // endpoints' auth check.
+        "/api/paas/v4/models" if ctx.method == Method::GET => match key {
+            None => Reply::error(401, missing),
+            Some(k) if ctx.general(k) || ctx.coding(k) => success(ctx, Api::Models, "glm-4.6"),
             Some(_) => Reply::error(401, failed),
         },
         "/api/anthropic/v1/messages" if post => match key {

@@ -135,3 +135,39 @@ pub struct Exchange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_of: Option<String>,
 }
+
+impl Exchange {
+    /// A record with its identity set and nothing observed yet.
+    pub fn new(id: String, kind: RecordKind, ts: String, method: String, path: String) -> Self {
+        Exchange {
+            v: RECORD_VERSION,
+            id,
+            kind,
+            mode: Mode::BaseUrl,
+            ts,
+            route: None,
+            provider: None,
+            region: None,
+            method,
+            host: None,
+            path,
+            auth: AuthShape::absent(),
+            other_auth: Vec::new(),
+            user_agent: None,
+            model: None,
+            stream: None,
+            upstream_version: None,
+            status: None,
+            content_type: None,
+            error: None,
+            failure: None,
+            ttfb_ms: None,
+            duration_ms: 0.0,
+            bytes_up: 0,
+            bytes_down: 0,
+            outcome: Outcome::Complete,
+            findings: Vec::new(),
+            probe_of: None,
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use authtap_config::ConnectTo;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +28,50 @@ pub enum Command {
     Run(RunArgs),
     /// Print the routes and the base URLs to paste, then exit.
     Routes(RoutesArgs),
+    /// Read a capture back: recompute every finding and print a timeline and a summary.
+    #[command(
+        long_about = "Read a capture file back, offline: recompute every finding with the same rules \
+`authtap run` uses (the findings stored in the file are not trusted), then print one line per record \
+and a summary of the records and of the findings, most severe first. The file is read as a stream, \
+so a capture of any size replays in constant memory.\n\n\
+Lines that are not records (garbage, a record cut off by a crash) are reported on stderr with their \
+line number and skipped; fields this authtap does not know are reported once and ignored. A record \
+written by a newer authtap stops the replay.",
+        after_help = "Exit status: 0 when replayed (and nothing reached --fail-on), 1 when a finding \
+reached --fail-on, 2 when the file cannot be read, the config is invalid, or the capture was written \
+by a newer authtap.\n\n\
+Example: authtap replay capture.jsonl --fail-on error"
+    )]
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The capture to read (JSON lines, as `authtap run` writes them); `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Print each record as one JSON line with its recomputed findings, then one summary line
+    /// (`"kind":"summary"`) with the counts, the findings by code, and the problems found in the file.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit with status 1 when any recomputed finding is at least this severe.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+
+    /// A TOML config file whose catalog the rules use (give the one `authtap run` was given).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The least severe finding that makes `authtap replay --fail-on` exit with status 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Fail on errors only.
+    Error,
+    /// Fail on warnings and errors.
+    Warn,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +125,12 @@ pub struct RunArgs {
     /// Seconds to wait for an upstream's TCP connect and TLS handshake [default: 10].
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<u64>,
+
+    /// Do not probe a refused key at the provider's other regions. By default authtap sends one
+    /// cheap request (e.g. GET /v1/models) with the same key to each sibling region, once per key
+    /// and region per run, to tell a wrong region from a bad key.
+    #[arg(long)]
+    pub no_probe: bool,
 
     /// Seconds to wait for an upstream's response headers [default: 600].
     #[arg(long, value_name = "SECS")]

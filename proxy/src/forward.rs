@@ -1,23 +1,23 @@
 //! Base-URL mode: `http://LISTEN/<route>/<rest>` is forwarded to `<route's upstream>/<rest>`, bodies
 //! streamed both ways, and one record made per exchange, however it ends.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use authtap_config::{Catalog, Route};
 use authtap_inspector::auth::{self, AuthShape, Credential};
 use authtap_inspector::error_body::{self, ProviderError};
-use authtap_inspector::record::{
-    Exchange, Failure, FailureStage, Mode, Outcome, RECORD_VERSION, RecordKind,
-};
-use authtap_inspector::secret::{FingerprintKey, Secret};
+use authtap_inspector::record::{Exchange, Failure, FailureStage, Outcome, RecordKind};
+use authtap_inspector::secret::FingerprintKey;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use tokio_util::task::TaskTracker;
 
 use crate::sink::Recorder;
 use crate::tee::{RequestSide, RequestTee, ResponseTee};
@@ -27,7 +27,7 @@ use crate::upstream::{self, UpstreamClient};
 pub type ProxyBody = Either<ResponseTee, Full<Bytes>>;
 
 /// How much of a response body is kept to read the provider's error from.
-const ERROR_PREFIX_LIMIT: usize = 16 * 1024;
+pub const ERROR_PREFIX_LIMIT: usize = 16 * 1024;
 
 /// Everything the handler shares across requests. Read-only but for the id counter.
 pub struct Shared {
@@ -39,8 +39,14 @@ pub struct Shared {
     /// Prefix of record ids, unique per run.
     pub session: String,
     pub seq: AtomicU64,
-    /// Compiled once: public key prefixes and key-shape searches, for scrubbing error bodies.
+    /// Compiled once: public key prefixes, for scrubbing error bodies.
     public_prefixes: Vec<String>,
+    /// Whether refused keys are probed at the provider's other regions.
+    pub probe: bool,
+    /// (key fingerprint, route) pairs already probed this run.
+    pub probed: Mutex<HashSet<(String, String)>>,
+    /// Probe tasks, waited for at shutdown so no record is lost.
+    pub tasks: TaskTracker,
 }
 
 impl Shared {
@@ -51,6 +57,7 @@ impl Shared {
         recorder: Recorder,
         response_timeout: Duration,
         session: String,
+        probe: bool,
     ) -> Self {
         let public_prefixes = catalog
             .key_shapes
@@ -66,10 +73,13 @@ impl Shared {
             session,
             seq: AtomicU64::new(0),
             public_prefixes,
+            probe,
+            probed: Mutex::new(HashSet::new()),
+            tasks: TaskTracker::new(),
         }
     }
 
-    fn next_id(&self) -> String {
+    pub fn next_id(&self) -> String {
         format!(
             "{}-{}",
             self.session,
@@ -77,9 +87,30 @@ impl Shared {
         )
     }
 
+    /// The provider's error from the first bytes of its body, scrubbed.
+    pub fn provider_error(
+        &self,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+        prefix: &[u8],
+        secrets: &[Credential],
+    ) -> Option<ProviderError> {
+        if prefix.is_empty() {
+            return None;
+        }
+        let body = error_body::decode(content_encoding, prefix, ERROR_PREFIX_LIMIT)?;
+        let e = error_body::parse(content_type, &body)?;
+        let s = |v: Option<String>| v.map(|v| self.scrub(&v, secrets));
+        Some(ProviderError {
+            kind: s(e.kind),
+            code: s(e.code),
+            message: s(e.message),
+        })
+    }
+
     /// Remove key material (the request's own keys, and anything key-shaped) from text that came
     /// from a provider.
-    fn scrub(&self, text: &str, secrets: &[Secret]) -> String {
+    pub fn scrub(&self, text: &str, secrets: &[Credential]) -> String {
         let patterns: Vec<&regex::Regex> =
             self.catalog.key_shapes.iter().map(|s| &s.search).collect();
         self.scrub_with(text, secrets, &patterns)
@@ -87,12 +118,12 @@ impl Shared {
 
     /// Remove the request's own keys from text the client sent (user agent, model): the key-shape
     /// patterns are skipped there, since they cost a regex pass per field on every request.
-    fn scrub_sent(&self, text: &str, secrets: &[Secret]) -> String {
+    fn scrub_sent(&self, text: &str, secrets: &[Credential]) -> String {
         self.scrub_with(text, secrets, &[])
     }
 
-    fn scrub_with(&self, text: &str, secrets: &[Secret], patterns: &[&regex::Regex]) -> String {
-        let secrets: Vec<&[u8]> = secrets.iter().map(Secret::expose).collect();
+    fn scrub_with(&self, text: &str, secrets: &[Credential], patterns: &[&regex::Regex]) -> String {
+        let secrets: Vec<&[u8]> = secrets.iter().map(|c| c.value.expose()).collect();
         let prefixes: Vec<&str> = self.public_prefixes.iter().map(String::as_str).collect();
         error_body::scrub(text, &secrets, &prefixes, patterns)
     }
@@ -103,7 +134,8 @@ impl Shared {
 pub struct Draft {
     shared: Arc<Shared>,
     record: Exchange,
-    secrets: Vec<Secret>,
+    /// The request's credentials, the one the provider reads first.
+    secrets: Vec<Credential>,
     started: Instant,
     request: Arc<RequestSide>,
     content_encoding: Option<String>,
@@ -142,22 +174,13 @@ impl Draft {
                 .map(|m| shared.scrub_sent(m, &secrets));
             record.stream = fields.stream;
         }
-        if !prefix.is_empty() {
-            record.error =
-                error_body::decode(content_encoding.as_deref(), &prefix, ERROR_PREFIX_LIMIT)
-                    .and_then(|body| error_body::parse(record.content_type.as_deref(), &body))
-                    .map(|e| scrub_error(&shared, e, &secrets));
-        }
-        shared.recorder.record(record);
-    }
-}
-
-fn scrub_error(shared: &Shared, e: ProviderError, secrets: &[Secret]) -> ProviderError {
-    let s = |v: Option<String>| v.map(|v| shared.scrub(&v, secrets));
-    ProviderError {
-        kind: s(e.kind),
-        code: s(e.code),
-        message: s(e.message),
+        record.error = shared.provider_error(
+            record.content_type.as_deref(),
+            content_encoding.as_deref(),
+            &prefix,
+            &secrets,
+        );
+        crate::probe::record_after_probes(shared, record, secrets);
     }
 }
 
@@ -173,7 +196,7 @@ impl Drop for Guard {
     }
 }
 
-fn millis(d: Duration) -> f64 {
+pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
@@ -207,50 +230,30 @@ pub async fn handle(
     }
     let route_name = path[1..].split('/').next().unwrap_or("").to_string();
 
-    let credentials = auth::credentials(
+    let mut credentials = auth::credentials(
         req.headers()
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes())),
         req.uri().query(),
     );
     let route = shared.catalog.route(&route_name).cloned();
-    let (auth, other_auth) = shapes(&shared, route.as_ref(), &credentials);
-    let secrets: Vec<Secret> = credentials.into_iter().map(|c| c.value).collect();
+    let (auth, other_auth) = shapes(&shared, route.as_ref(), &mut credentials);
+    let secrets = credentials;
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .map(|v| shared.scrub_sent(&cap(&String::from_utf8_lossy(v.as_bytes()), 256), &secrets));
 
-    let mut record = Exchange {
-        v: RECORD_VERSION,
-        id: shared.next_id(),
-        kind: RecordKind::Exchange,
-        mode: Mode::BaseUrl,
+    let mut record = Exchange::new(
+        shared.next_id(),
+        RecordKind::Exchange,
         ts,
-        route: None,
-        provider: None,
-        region: None,
-        method: req.method().to_string(),
-        host: None,
-        path: auth::redact_path(&path_and_query),
-        auth,
-        other_auth,
-        user_agent,
-        model: None,
-        stream: None,
-        upstream_version: None,
-        status: None,
-        content_type: None,
-        error: None,
-        failure: None,
-        ttfb_ms: None,
-        duration_ms: 0.0,
-        bytes_up: 0,
-        bytes_down: 0,
-        outcome: Outcome::Complete,
-        findings: Vec::new(),
-        probe_of: None,
-    };
+        req.method().to_string(),
+        auth::redact_path(&path_and_query),
+    );
+    record.auth = auth;
+    record.other_auth = other_auth;
+    record.user_agent = user_agent;
 
     let Some(route) = route else {
         record.status = Some(404);
@@ -306,7 +309,10 @@ pub async fn handle(
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
-    let upstream_req = Request::from_parts(parts, RequestTee::new(body, request_side, true));
+    let upstream_req = Request::from_parts(
+        parts,
+        Either::Left(RequestTee::new(body, request_side, true)),
+    );
 
     let host = route.upstream.host.as_str();
     let sent =
@@ -372,28 +378,29 @@ pub async fn handle(
     ))
 }
 
-/// The shapes of the primary credential (the one the provider reads) and of any others.
+/// The shapes of the primary credential (the one the provider reads, moved to the front of
+/// `credentials`) and of any others.
 fn shapes(
     shared: &Shared,
     route: Option<&Route>,
-    credentials: &[Credential],
+    credentials: &mut [Credential],
 ) -> (AuthShape, Vec<AuthShape>) {
     let expected = route
         .and_then(|r| shared.catalog.provider(&r.provider))
         .map(|p| p.auth.header());
-    let primary = credentials
+    if let Some(primary) = credentials
         .iter()
         .position(|c| Some(c.place.as_str()) == expected)
-        .unwrap_or(0);
-    let mut shapes: Vec<AuthShape> = credentials
-        .iter()
-        .map(|c| auth::shape(c, &shared.catalog, &shared.fingerprints))
-        .collect();
-    if shapes.is_empty() {
-        return (AuthShape::absent(), Vec::new());
+    {
+        credentials[..=primary].rotate_right(1);
     }
-    let main = shapes.remove(primary);
-    (main, shapes)
+    let mut shapes = credentials
+        .iter()
+        .map(|c| auth::shape(c, &shared.catalog, &shared.fingerprints));
+    match shapes.next() {
+        Some(main) => (main, shapes.collect()),
+        None => (AuthShape::absent(), Vec::new()),
+    }
 }
 
 /// Answer with authtap's own JSON error and finish the record with it.

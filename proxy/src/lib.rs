@@ -7,11 +7,14 @@ mod banner;
 pub mod cli;
 mod forward;
 mod home;
+mod probe;
+mod replay;
 mod sink;
 mod tee;
 mod upstream;
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,21 +33,24 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:7401";
 /// How long in-flight exchanges get to finish after Ctrl-C before authtap exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Run the parsed command line.
-pub fn main(cli: Cli) -> anyhow::Result<()> {
+/// Run the parsed command line. An error is for the binary to print (it exits with status 1);
+/// `replay` reports its own errors and picks its exit status (0, 1 or 2).
+pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(run(args))
+            runtime.block_on(run(args))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Routes(args) => {
             let config = load_config(args.config.as_deref())?;
             print!("{}", banner::routes_table(&config.catalog, args.listen));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Replay(args) => Ok(replay::main(&args)),
     }
 }
 
@@ -118,6 +124,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         recorder.clone(),
         Duration::from_secs(response_timeout),
         session_id(),
+        !args.no_probe && settings.probe.unwrap_or(true),
     ));
 
     let header = format!(
@@ -137,8 +144,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    serve(listener, shared).await;
+    serve(listener, shared.clone()).await;
 
+    // Exchanges whose records wait for probes are not lost at exit.
+    shared.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE * 4, shared.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("probes still running at exit; their exchanges are recorded without them");
+    }
     recorder.stop();
     let stats = tokio::task::spawn_blocking(move || writer.join())
         .await

@@ -6,7 +6,7 @@ fn main() -> std::process::ExitCode {
     let cli = authtap::cli::Cli::parse();
     authtap::init_logging();
     match authtap::main(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // `{:#}` prints the whole chain ("cannot open X: permission denied") on one line.
             eprintln!("authtap: {e:#}");

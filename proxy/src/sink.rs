@@ -60,9 +60,7 @@ pub fn spawn(
     mut inspector: Inspector,
 ) -> (Recorder, JoinHandle<SinkStats>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let color = output == Output::Human
-        && io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none();
+    let color = output == Output::Human && stdout_color();
     let handle = std::thread::Builder::new()
         .name("authtap-capture".into())
         .spawn(move || {
@@ -121,6 +119,11 @@ fn write_failed(path: &std::path::Path, e: &io::Error, stats: &mut SinkStats) {
             path.display()
         );
     }
+}
+
+/// Whether human output on stdout gets colours: only on a terminal, and never with `NO_COLOR` set.
+pub(crate) fn stdout_color() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// One exchange in one line:
@@ -232,7 +235,7 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
 
 /// Text from a client or provider, with control characters (escape sequences included) made
 /// spaces, so nothing but authtap's own colours reaches the terminal.
-fn plain(text: &str) -> String {
+pub(crate) fn plain(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

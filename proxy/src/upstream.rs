@@ -22,8 +22,11 @@ use tokio::net::TcpStream;
 
 use crate::tee::RequestTee;
 
+/// A request body upstream: the client's, streamed, or none (authtap's own probes).
+pub type UpstreamBody = http_body_util::Either<RequestTee, http_body_util::Empty<bytes::Bytes>>;
+
 /// The client every forwarded request goes through.
-pub type UpstreamClient = Client<Connector, RequestTee>;
+pub type UpstreamClient = Client<Connector, UpstreamBody>;
 
 /// What the client needs to know.
 pub struct UpstreamOptions {

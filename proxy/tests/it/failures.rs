@@ -114,7 +114,7 @@ async fn hundred_concurrent_requests_give_hundred_records_and_stop_keeps_them() 
             let key = if i % 2 == 0 {
                 KEY.to_string()
             } else {
-                format!("sk-wrong{i:040}")
+                format!("sk-wrong{:040}", 7)
             };
             tokio::spawn(async move {
                 send(
@@ -139,13 +139,22 @@ async fn hundred_concurrent_requests_give_hundred_records_and_stop_keeps_them() 
     let status = authtap.stop();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     let records = crate::harness::read_records(&authtap.capture);
+    let probes = records.iter().filter(|r| r["kind"] == "probe").count();
+    assert_eq!(
+        probes, 1,
+        "the 50 refusals share one key and one sibling region: one probe"
+    );
+    let records: Vec<_> = records
+        .into_iter()
+        .filter(|r| r["kind"] == "exchange")
+        .collect();
     assert_eq!(records.len(), 100, "one record per request");
     let mut ids: Vec<_> = records.iter().map(|r| r["id"].to_string()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 100, "record ids are unique");
     assert!(
-        authtap.stderr().contains("100 record(s)"),
+        authtap.stderr().contains("101 record(s)"),
         "{}",
         authtap.stderr()
     );

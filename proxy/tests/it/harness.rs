@@ -133,13 +133,19 @@ impl Authtap {
         self.stderr.lock().expect("lock").clone()
     }
 
-    /// The capture's records, waiting until there are at least `n` (records are written just after
-    /// the response ends, on another thread).
+    /// The capture's exchange records (probes left out), waiting until there are at least `n`
+    /// (records are written just after the response ends, on another thread).
     pub fn records(&self, n: usize) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let records = read_records(&self.capture);
+            let records: Vec<_> = read_records(&self.capture)
+                .into_iter()
+                .filter(|r| r["kind"] == "exchange")
+                .collect();
             if records.len() >= n {
+                // Capture order is finish order; tests reason in request order.
+                let mut records = records;
+                records.sort_by_key(|r| seq(&r["id"]));
                 return records;
             }
             assert!(
@@ -192,6 +198,14 @@ fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
         }
     });
     buf
+}
+
+/// The request sequence number in a record id `<run>-<n>`.
+pub fn seq(id: &serde_json::Value) -> u64 {
+    id.as_str()
+        .and_then(|id| id.rsplit('-').next())
+        .and_then(|n| n.parse().ok())
+        .expect("record id ends with a number")
 }
 
 pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
@@ -254,7 +268,9 @@ pub fn request(
 ) -> http::Request<Full<Bytes>> {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
-        builder = builder.header(*name, *value);
+        // From bytes, so tests can send what real clients do: BOMs and other non-ASCII bytes.
+        let value = http::HeaderValue::from_bytes(value.as_bytes()).expect("header value");
+        builder = builder.header(*name, value);
     }
     builder
         .body(Full::new(Bytes::from(body.to_string())))

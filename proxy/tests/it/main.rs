@@ -19,3 +19,9 @@ mod redaction;
 
 /// Dead upstreams, concurrency, clean stops, bad config and unsafe listen addresses.
 mod failures;
+
+/// `authtap replay`: same records and findings as live, bad lines skipped, exit codes.
+mod replay;
+
+/// Every failures.md scenario (A to H) through the proxy: exact finding codes, live and replayed.
+mod scenarios;

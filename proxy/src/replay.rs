@@ -1,0 +1,661 @@
+//! `authtap replay`: read a capture back and recompute every finding with the same [`Inspector`]
+//! the live capture writer runs, record by record in file order, so live and replay give the same
+//! answer. The findings stored in the file are not trusted.
+//!
+//! It streams: one line is in memory at a time (at most [`MAX_LINE`] bytes), and the summary holds
+//! counters plus, per finding code, one title, one fix and at most [`MAX_EVIDENCE`] record ids, so a
+//! capture of millions of records replays in the same memory as one of ten.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use authtap_inspector::findings::Inspector;
+use authtap_inspector::record::{Exchange, Outcome, RECORD_VERSION, RecordKind, Severity};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{FailOn, ReplayArgs};
+use crate::sink::{self, plain};
+
+/// The longest line read as a record. Records are a few KiB; a longer line is not one, and the cap
+/// keeps memory flat on a file with no newlines at all.
+const MAX_LINE: usize = 1 << 20;
+/// Problems shown (stderr, or the summary's `problems`); further ones are only counted.
+const MAX_PROBLEMS: usize = 100;
+/// Record ids listed per finding code in the summary.
+const MAX_EVIDENCE: usize = 10;
+/// Distinct unknown field names remembered so each is reported once; past this, new ones are not
+/// reported (a capture with that many is reported enough already).
+const MAX_UNKNOWN_FIELDS: usize = 100;
+
+/// The top-level fields of a version-1 [`Exchange`]; any other field in a record is reported once
+/// and ignored. `known_fields_are_the_records_fields` keeps this in step with the struct.
+const KNOWN_FIELDS: [&str; 28] = [
+    "v",
+    "id",
+    "kind",
+    "mode",
+    "ts",
+    "route",
+    "provider",
+    "region",
+    "method",
+    "host",
+    "path",
+    "auth",
+    "other_auth",
+    "user_agent",
+    "model",
+    "stream",
+    "upstream_version",
+    "status",
+    "content_type",
+    "error",
+    "failure",
+    "ttfb_ms",
+    "duration_ms",
+    "bytes_up",
+    "bytes_down",
+    "outcome",
+    "findings",
+    "probe_of",
+];
+
+/// Replay `args.file`; print what went wrong and pick the exit status (0, 1 for `--fail-on`, 2 when
+/// the capture or config cannot be used).
+pub(crate) fn main(args: &ReplayArgs) -> ExitCode {
+    match replay(args) {
+        Ok(code) => code,
+        // `authtap replay capture.jsonl | head`: the reader has seen enough.
+        Err(e)
+            if e.downcast_ref::<io::Error>().map(io::Error::kind)
+                == Some(io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // As the binary prints errors, with 2 instead of 1 (ripgrep's convention: 1 is an answer).
+            eprintln!("authtap: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::load_config(args.config.as_deref())?;
+    let stdin = args.file.as_os_str() == "-";
+    let name = if stdin {
+        "standard input".to_string()
+    } else {
+        args.file.display().to_string()
+    };
+    let mut input: Box<dyn BufRead> = if stdin {
+        Box::new(io::stdin().lock())
+    } else {
+        let file = File::open(&args.file).with_context(|| format!("cannot read {name}"))?;
+        Box::new(BufReader::with_capacity(64 * 1024, file))
+    };
+    let mode = if args.json {
+        Mode::Json
+    } else {
+        Mode::Human {
+            color: sink::stdout_color(),
+        }
+    };
+    let mut out = BufWriter::new(io::stdout().lock());
+    if let Mode::Human { .. } = mode {
+        writeln!(out, "replaying {}\n", plain(&name)).context("cannot write to stdout")?;
+    }
+
+    let mut inspector = Inspector::new(Arc::new(config.catalog));
+    let mut summary = Summary::default();
+    let mut problems = Problems::new(mode);
+    let mut unknown_fields = HashSet::new();
+    let mut line = Vec::with_capacity(8 * 1024);
+    let mut json = Vec::with_capacity(4 * 1024);
+    let mut number = 0u64;
+    loop {
+        let read =
+            read_line(&mut input, &mut line).with_context(|| format!("cannot read {name}"))?;
+        number += 1;
+        let ended = match read {
+            Line::Eof => break,
+            Line::Ended => true,
+            Line::Unterminated => false,
+            Line::TooLong => {
+                summary.skipped_lines += 1;
+                let message = format!("longer than {} MiB, not a record; skipped", MAX_LINE >> 20);
+                problems.add(number, message, &mut out)?;
+                continue;
+            }
+        };
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        let mut record = match parse(&line, number, ended, &mut unknown_fields)? {
+            Parsed::Record(record, notes) => {
+                for note in notes {
+                    problems.add(number, note, &mut out)?;
+                }
+                record
+            }
+            Parsed::Skipped(why) => {
+                summary.skipped_lines += 1;
+                problems.add(number, why, &mut out)?;
+                continue;
+            }
+        };
+        // As the live writer does: inspect the record as forwarding made it, findings empty.
+        record.findings.clear();
+        record.findings = inspector.inspect(&record);
+        summary.add(&record);
+        match mode {
+            Mode::Json => {
+                json.clear();
+                serde_json::to_writer(&mut json, &*record).context("cannot print a record")?;
+                json.push(b'\n');
+                out.write_all(&json)
+            }
+            Mode::Human { color } => {
+                let probe = if record.kind == RecordKind::Probe {
+                    "probe "
+                } else {
+                    ""
+                };
+                writeln!(out, "{probe}{}", sink::human_line(&record, color))
+            }
+        }
+        .context("cannot write to stdout")?;
+    }
+
+    match mode {
+        Mode::Json => {
+            json.clear();
+            serde_json::to_writer(&mut json, &summary.json(&problems))
+                .context("cannot print the summary")?;
+            json.push(b'\n');
+            out.write_all(&json)
+        }
+        Mode::Human { color } => write!(out, "{}", summary.human(&problems, color)),
+    }
+    .context("cannot write to stdout")?;
+    out.flush().context("cannot write to stdout")?;
+
+    let threshold = match args.fail_on {
+        Some(FailOn::Error) => Severity::Error,
+        Some(FailOn::Warn) => Severity::Warn,
+        None => return Ok(ExitCode::SUCCESS),
+    };
+    Ok(if summary.worst.is_some_and(|w| w >= threshold) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Human { color: bool },
+    Json,
+}
+
+/// What one read left in the buffer.
+enum Line {
+    Eof,
+    /// A line with its newline.
+    Ended,
+    /// The last line, with no newline after it: maybe cut off.
+    Unterminated,
+    /// Longer than [`MAX_LINE`]; read past and dropped.
+    TooLong,
+}
+
+/// Read one line into `buf` (cleared first), never holding more than [`MAX_LINE`] bytes of it.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
+    buf.clear();
+    let cap = MAX_LINE as u64 + 1;
+    if input.by_ref().take(cap).read_until(b'\n', buf)? == 0 {
+        return Ok(Line::Eof);
+    }
+    if buf.last() == Some(&b'\n') {
+        return Ok(Line::Ended);
+    }
+    if buf.len() > MAX_LINE {
+        input.skip_until(b'\n')?;
+        buf.clear();
+        buf.shrink_to(64 * 1024);
+        return Ok(Line::TooLong);
+    }
+    Ok(Line::Unterminated)
+}
+
+enum Parsed {
+    /// A record to replay, and what to say about it (unknown fields).
+    Record(Box<Exchange>, Vec<String>),
+    /// Not a record: why, ending in "skipped".
+    Skipped(String),
+}
+
+/// One line to a record. Only a record from a newer authtap is an error: replaying it as if it
+/// were version 1 could give wrong answers.
+fn parse(
+    line: &[u8],
+    number: u64,
+    ended: bool,
+    unknown_fields: &mut HashSet<String>,
+) -> anyhow::Result<Parsed> {
+    let skip = |why: String| Ok(Parsed::Skipped(why));
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(value) => value,
+        Err(_) if !ended => {
+            return skip(
+                "the last record is cut off (authtap was stopped mid-write?); skipped".into(),
+            );
+        }
+        Err(e) => return skip(format!("not JSON ({e}); skipped")),
+    };
+    let Value::Object(fields) = value else {
+        return skip("not a record (a JSON object was expected); skipped".into());
+    };
+    let version = match fields.get("v") {
+        None => return skip("no record version `v`; skipped".into()),
+        Some(v) => match v.as_u64() {
+            Some(v) if v >= 1 => v,
+            _ => {
+                return skip(format!(
+                    "`v` is not a record version: {}; skipped",
+                    shown(v)
+                ));
+            }
+        },
+    };
+    if version > u64::from(RECORD_VERSION) {
+        bail!(
+            "line {number}: this capture was written by a newer authtap (record version {version}; this one reads up to {RECORD_VERSION}): upgrade authtap"
+        );
+    }
+    match fields.get("kind") {
+        None => return skip("no record `kind`; skipped".into()),
+        Some(kind) if serde_json::from_value::<RecordKind>(kind.clone()).is_err() => {
+            return skip(format!("unknown record kind {}; skipped", shown(kind)));
+        }
+        Some(_) => {}
+    }
+    // Forward-compatible additions: docs/capture-format.md says readers ignore fields they do not
+    // know. Say so once per name, so a user knows this authtap cannot use them.
+    let unknown: Vec<String> = fields
+        .keys()
+        .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()) && !unknown_fields.contains(*k))
+        .cloned()
+        .collect();
+    let record: Exchange = match serde_json::from_value(Value::Object(fields)) {
+        Ok(record) => record,
+        Err(e) => {
+            return skip(format!(
+                "not a valid record ({}); skipped",
+                plain(&e.to_string())
+            ));
+        }
+    };
+    let mut notes = Vec::new();
+    for field in unknown {
+        if unknown_fields.len() < MAX_UNKNOWN_FIELDS {
+            notes.push(format!("unknown field `{}` ignored", shown_str(&field)));
+            unknown_fields.insert(field);
+        }
+    }
+    Ok(Parsed::Record(Box::new(record), notes))
+}
+
+/// A value from the file, short and without control characters, for a message.
+fn shown(value: &Value) -> String {
+    shown_str(&value.to_string())
+}
+
+fn shown_str(text: &str) -> String {
+    const MAX: usize = 40;
+    let text = plain(text);
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// One thing wrong in the file.
+#[derive(Debug, Serialize)]
+struct Problem {
+    line: u64,
+    message: String,
+}
+
+/// Problems: printed on stderr as they are met (human mode) or kept for the summary line (JSON
+/// mode); past [`MAX_PROBLEMS`] only counted.
+struct Problems {
+    mode: Mode,
+    kept: Vec<Problem>,
+    count: u64,
+}
+
+impl Problems {
+    fn new(mode: Mode) -> Self {
+        Problems {
+            mode,
+            kept: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, line: u64, message: String, out: &mut impl Write) -> anyhow::Result<()> {
+        self.count += 1;
+        let shown = self.count <= MAX_PROBLEMS as u64;
+        match self.mode {
+            Mode::Json => {
+                if shown {
+                    self.kept.push(Problem { line, message });
+                }
+            }
+            Mode::Human { .. } => {
+                if shown || self.count == MAX_PROBLEMS as u64 + 1 {
+                    // Records printed so far first, so a terminal shows the problem in its place.
+                    out.flush().context("cannot write to stdout")?;
+                }
+                if shown {
+                    eprintln!("line {line}: {message}");
+                } else if self.count == MAX_PROBLEMS as u64 + 1 {
+                    eprintln!("(more problems in this file: counted in the summary, not shown)");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One finding code across the capture.
+struct CodeSummary {
+    /// Records with this finding.
+    count: u64,
+    /// The number (from 1) of the last record counted.
+    last_record: u64,
+    /// The most severe occurrence's.
+    severity: Severity,
+    /// The first occurrence's.
+    title: String,
+    fix: String,
+    /// Ids of the first [`MAX_EVIDENCE`] records with this finding.
+    evidence: Vec<String>,
+}
+
+/// Counters for the summary: bounded by the number of finding codes, whatever the file's size.
+#[derive(Default)]
+struct Summary {
+    records: u64,
+    exchanges: u64,
+    probes: u64,
+    skipped_lines: u64,
+    /// No status, then 1xx to 5xx, then anything else.
+    statuses: [u64; 7],
+    outcomes: Vec<(Outcome, u64)>,
+    findings: BTreeMap<String, CodeSummary>,
+    worst: Option<Severity>,
+}
+
+const STATUS_CLASSES: [&str; 7] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+impl Summary {
+    fn add(&mut self, record: &Exchange) {
+        self.records += 1;
+        match record.kind {
+            RecordKind::Exchange => self.exchanges += 1,
+            RecordKind::Probe => self.probes += 1,
+        }
+        let class = match record.status {
+            None => 0,
+            Some(s @ 100..=599) => usize::from(s / 100),
+            Some(_) => 6,
+        };
+        self.statuses[class] += 1;
+        match self.outcomes.iter_mut().find(|(o, _)| *o == record.outcome) {
+            Some((_, n)) => *n += 1,
+            None => self.outcomes.push((record.outcome, 1)),
+        }
+        for finding in &record.findings {
+            self.worst = self.worst.max(Some(finding.severity));
+            let code = match self.findings.get_mut(&finding.code) {
+                Some(code) => code,
+                None => self
+                    .findings
+                    .entry(finding.code.clone())
+                    .or_insert(CodeSummary {
+                        count: 0,
+                        last_record: 0,
+                        severity: finding.severity,
+                        title: finding.title.clone(),
+                        fix: finding.fix.clone(),
+                        evidence: Vec::new(),
+                    }),
+            };
+            code.severity = code.severity.max(finding.severity);
+            // A record that carries a code twice counts once.
+            if code.last_record == self.records {
+                continue;
+            }
+            code.last_record = self.records;
+            code.count += 1;
+            if code.evidence.len() < MAX_EVIDENCE {
+                code.evidence.push(record.id.clone());
+            }
+        }
+    }
+
+    /// Finding codes, most severe first, then the most frequent.
+    fn ranked(&self) -> Vec<(&String, &CodeSummary)> {
+        let mut codes: Vec<_> = self.findings.iter().collect();
+        codes.sort_by(|a, b| (b.1.severity, b.1.count, a.0).cmp(&(a.1.severity, a.1.count, b.0)));
+        codes
+    }
+
+    fn outcome_counts(&self) -> Vec<(String, u64)> {
+        self.outcomes
+            .iter()
+            .map(|(outcome, n)| (outcome_name(*outcome), *n))
+            .collect()
+    }
+
+    fn human(&self, problems: &Problems, color: bool) -> String {
+        let paint = |code: &str, text: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_string()
+            }
+        };
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        // A blank line between the timeline and the summary, when there is a timeline.
+        let gap = if self.records > 0 { "\n" } else { "" };
+        let mut text = format!(
+            "{gap}{}: {}, {}",
+            plural(self.records, "record", "records"),
+            plural(self.exchanges, "exchange", "exchanges"),
+            plural(self.probes, "probe", "probes")
+        );
+        if self.skipped_lines > 0 {
+            text.push_str(&format!(
+                "; {}",
+                plural(self.skipped_lines, "line skipped", "lines skipped")
+            ));
+        }
+        if problems.count > 0 {
+            text.push_str(&format!(
+                "; {} on stderr",
+                plural(problems.count, "problem", "problems")
+            ));
+        }
+        text.push('\n');
+        if self.records > 0 {
+            let statuses: Vec<String> = STATUS_CLASSES
+                .iter()
+                .zip(self.statuses)
+                .filter(|(_, n)| *n > 0)
+                .map(|(class, n)| format!("{class} {n}"))
+                .collect();
+            let outcomes: Vec<String> = self
+                .outcome_counts()
+                .iter()
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
+            text.push_str(&format!(
+                "status: {}\noutcome: {}\n",
+                statuses.join(", "),
+                outcomes.join(", ")
+            ));
+        }
+        if self.findings.is_empty() {
+            text.push_str("no findings\n");
+            return text;
+        }
+        text.push_str("findings:\n");
+        for (code, summary) in self.ranked() {
+            let (mark, ansi) = match summary.severity {
+                Severity::Error => ("✖", "1;31"),
+                Severity::Warn => ("▲", "1;33"),
+                Severity::Info => ("●", "36"),
+            };
+            let fix: Vec<String> = summary.fix.lines().map(plain).collect();
+            let mut ids: Vec<String> = summary.evidence.iter().map(|id| plain(id)).collect();
+            let listed = summary.evidence.len() as u64;
+            if summary.count > listed {
+                ids.push(format!("… and {} more", summary.count - listed));
+            }
+            text.push_str(&format!(
+                "  {} ×{}  {}\n    fix: {}\n    records: {}\n",
+                paint(ansi, &format!("{mark} {}", plain(code))),
+                summary.count,
+                plain(&summary.title),
+                fix.join("\n         "),
+                ids.join(", ")
+            ));
+        }
+        text
+    }
+
+    fn json<'a>(&'a self, problems: &'a Problems) -> JsonSummary<'a> {
+        JsonSummary {
+            kind: "summary",
+            records: self.records,
+            exchanges: self.exchanges,
+            probes: self.probes,
+            skipped_lines: self.skipped_lines,
+            statuses: STATUS_CLASSES
+                .iter()
+                .zip(self.statuses)
+                .filter(|(_, n)| *n > 0)
+                .map(|(class, n)| (*class, n))
+                .collect(),
+            outcomes: self.outcome_counts().into_iter().collect(),
+            findings: self
+                .findings
+                .iter()
+                .map(|(code, s)| {
+                    let finding = JsonFinding {
+                        count: s.count,
+                        severity: s.severity,
+                        title: &s.title,
+                        fix: &s.fix,
+                        evidence: &s.evidence,
+                    };
+                    (code.as_str(), finding)
+                })
+                .collect(),
+            problems: &problems.kept,
+            problem_count: problems.count,
+        }
+    }
+}
+
+fn outcome_name(outcome: Outcome) -> String {
+    serde_json::to_value(outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The last line of `--json` output.
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    kind: &'static str,
+    records: u64,
+    exchanges: u64,
+    probes: u64,
+    skipped_lines: u64,
+    /// Records by status class (`2xx`, `4xx`, `none`...); classes with none are left out.
+    statuses: BTreeMap<&'static str, u64>,
+    outcomes: BTreeMap<String, u64>,
+    findings: BTreeMap<&'a str, JsonFinding<'a>>,
+    /// The first [`MAX_PROBLEMS`] problems; `problem_count` counts them all.
+    problems: &'a [Problem],
+    problem_count: u64,
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    count: u64,
+    severity: Severity,
+    title: &'a str,
+    fix: &'a str,
+    evidence: &'a [String],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authtap_inspector::auth::AuthShape;
+
+    #[test]
+    fn known_fields_are_the_records_fields() {
+        let line = r#"{"v":1,"id":"a-1","kind":"probe","mode":"base-url","ts":"2026-11-25T01:54:08.457Z",
+            "route":null,"provider":null,"region":null,"method":"POST","host":null,"path":"/",
+            "auth":{"header":null,"scheme":null,"present":false,"len":0,"prefix":null,"last4":null,
+            "fingerprint":null,"shape":"none","defects":[]},"user_agent":null,"model":null,"stream":null,
+            "upstream_version":null,"status":null,"content_type":null,"error":null,"failure":null,
+            "ttfb_ms":null,"duration_ms":0.0,"bytes_up":0,"bytes_down":0,"outcome":"complete",
+            "findings":[],"probe_of":"a-0"}"#;
+        let mut record: Exchange = serde_json::from_str(line).expect("record");
+        // Fields left out when empty must be filled to show up.
+        record.other_auth.push(AuthShape::absent());
+        let value = serde_json::to_value(&record).expect("serialize");
+        let mut fields: Vec<&str> = value
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut known = KNOWN_FIELDS.to_vec();
+        fields.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(fields, known);
+    }
+
+    #[test]
+    fn lines_are_read_whole_cut_off_or_dropped_when_too_long() {
+        let mut text = b"{}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        text.extend(b"\n{\"v\"");
+        let mut input = BufReader::with_capacity(1024, &text[..]);
+        let mut buf = Vec::new();
+        assert!(matches!(read_line(&mut input, &mut buf), Ok(Line::Ended)));
+        assert_eq!(buf, b"{}\n");
+        assert!(matches!(read_line(&mut input, &mut buf), Ok(Line::TooLong)));
+        assert!(buf.capacity() <= MAX_LINE + 1);
+        assert!(matches!(
+            read_line(&mut input, &mut buf),
+            Ok(Line::Unterminated)
+        ));
+        assert_eq!(buf, b"{\"v\"");
+        assert!(matches!(read_line(&mut input, &mut buf), Ok(Line::Eof)));
+    }
+}
