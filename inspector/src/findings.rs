@@ -331,9 +331,13 @@ impl Inspector {
             code: "key-changed".into(),
             severity: Severity::Warn,
             title: format!(
-                "{name} now gets another key: {} (it had {} before)",
+                "{name} now gets a key it has not seen before in this session: {} ({} earlier)",
                 key_label(&record.auth),
-                seen.len()
+                if seen.len() == 1 {
+                    "1 other key".to_string()
+                } else {
+                    format!("{} other keys", seen.len())
+                }
             ),
             detail: format!(
                 "This session sent {name} the key {} from record {}, after: {}. Several keys for one provider usually mean several credential sources (an environment variable, a .env file, the gateway's auth profile, a service manager's snapshot) or a stale key after rotation.",

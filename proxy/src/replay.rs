@@ -161,12 +161,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 out.write_all(&json)
             }
             Mode::Human { color } => {
-                let probe = if record.kind == RecordKind::Probe {
-                    "probe "
-                } else {
-                    ""
-                };
-                writeln!(out, "{probe}{}", sink::human_line(&record, color))
+                writeln!(out, "{}", sink::human_line(&record, color))
             }
         }
         .context("cannot write to stdout")?;

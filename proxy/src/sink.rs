@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use authtap_inspector::findings::Inspector;
-use authtap_inspector::record::{Exchange, Outcome, Severity};
+use authtap_inspector::record::{Exchange, Outcome, RecordKind, Severity};
 use tokio::sync::mpsc;
 
 /// How finished exchanges are shown on stdout.
@@ -146,8 +146,13 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
         Some(_) => paint("1;33", &status),
         None => paint("2", &status),
     };
+    let probe = if e.kind == RecordKind::Probe {
+        paint("2", "probe ")
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "{time}  {status}  {} {}{}",
+        "{time}  {status}  {probe}{} {}{}",
         e.method,
         e.host.as_deref().unwrap_or(""),
         plain(&e.path)

@@ -350,7 +350,7 @@ fn stdin_probes_missing_and_empty_files() {
     assert!(
         out.stdout
             .lines()
-            .any(|l| l.starts_with("probe ") && l.contains("GET api.moonshot.ai/v1/models")),
+            .any(|l| l.contains("  probe GET api.moonshot.ai/v1/models")),
         "{}",
         out.stdout
     );
