@@ -5,11 +5,12 @@
 //! user's local CA. It is not a general PKI: no revocation, no intermediate CAs, one key type (ECDSA
 //! P-256, which every TLS client accepts and which is fast to sign with).
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -191,6 +192,70 @@ impl CertificateAuthority {
     }
 }
 
+/// How long a minted leaf is valid: short, so a leaked leaf key is worth little, and long enough
+/// that a running authtap rarely mints one twice.
+const LEAF_LIFETIME: Duration = Duration::hours(24);
+
+/// Per-host TLS server configs signed by one CA, minted on first use and cached in memory until
+/// an hour before they expire.
+pub struct LeafCache {
+    ca: CertificateAuthority,
+    alpn: Vec<Vec<u8>>,
+    cache: Mutex<HashMap<String, (Arc<ServerConfig>, OffsetDateTime)>>,
+}
+
+impl LeafCache {
+    /// Serve leaves signed by `ca`, offering `alpn` (e.g. `[b"h2", b"http/1.1"]`).
+    pub fn new(ca: CertificateAuthority, alpn: &[&[u8]]) -> Self {
+        LeafCache {
+            ca,
+            alpn: alpn.iter().map(|p| p.to_vec()).collect(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn ca(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
+    /// The server config presenting a leaf for `host` (a DNS name or an IP address).
+    pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, CertError> {
+        let host = host.to_ascii_lowercase();
+        let now = OffsetDateTime::now_utc();
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((config, expires)) = cache.get(&host)
+            && *expires - Duration::hours(1) > now
+        {
+            return Ok(config.clone());
+        }
+        let alpn: Vec<&[u8]> = self.alpn.iter().map(Vec::as_slice).collect();
+        let (chain, key) = self.ca.issue_leaf(&[host.as_str()], LEAF_LIFETIME)?;
+        let config = server_config_from(chain, key, &alpn)?;
+        // Unbounded growth is not a risk in practice (one entry per intercepted host), but a
+        // long-running proxy should not keep expired entries.
+        cache.retain(|_, (_, expires)| *expires > now);
+        cache.insert(host, (config.clone(), now + LEAF_LIFETIME));
+        Ok(config)
+    }
+}
+
+fn server_config_from(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, CertError> {
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// Read every certificate in a PEM file (for `--upstream-ca` and user-supplied roots).
 pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let bytes = read(path)?;
@@ -266,6 +331,20 @@ mod tests {
         again
             .server_config(&["api.moonshot.ai", "127.0.0.1"], &[b"h2"])
             .expect("leaf from reloaded CA");
+    }
+
+    #[test]
+    fn leaves_are_cached_per_host() {
+        let cache = LeafCache::new(
+            CertificateAuthority::generate("authtap test CA").expect("ca"),
+            &[b"h2"],
+        );
+        let a = cache.server_config("api.moonshot.ai").expect("leaf");
+        let again = cache.server_config("API.moonshot.ai").expect("leaf");
+        let other = cache.server_config("127.0.0.1").expect("ip leaf");
+        assert!(Arc::ptr_eq(&a, &again), "same host, same config");
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_eq!(a.alpn_protocols, vec![b"h2".to_vec()]);
     }
 
     #[test]

@@ -393,6 +393,26 @@ impl Catalog {
             .or_else(|| candidates().next())
     }
 
+    /// The route a request to `host` (and `port`) for `path` belongs to, when authtap is used as
+    /// HTTPS_PROXY: same host and port, and the longest upstream base that prefixes the path.
+    pub fn route_for_host(&self, host: &str, port: u16, path: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .filter(|r| r.upstream.host == host && r.upstream.port == port)
+            .filter(|r| r.upstream.base.is_empty() || path.starts_with(&r.upstream.base))
+            .max_by_key(|r| r.upstream.base.len())
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .find(|r| r.upstream.host == host && r.upstream.port == port)
+            })
+    }
+
+    /// Whether some route's upstream is `host`.
+    pub fn has_host(&self, host: &str) -> bool {
+        self.routes.iter().any(|r| r.upstream.host == host)
+    }
+
     /// The first error signature that matches.
     pub fn error_signature(
         &self,
@@ -509,6 +529,24 @@ pub struct Settings {
     pub connect_to: Vec<ConnectTo>,
     /// Probe refused keys at the provider's other regions (default on).
     pub probe: Option<bool>,
+    /// An existing CA to intercept with (HTTPS_PROXY mode), instead of authtap's own.
+    pub ca_cert: Option<PathBuf>,
+    pub ca_key: Option<PathBuf>,
+    /// Hosts to intercept in HTTPS_PROXY mode besides the catalog's route hosts.
+    pub intercept: Vec<String>,
+    /// What HTTPS_PROXY mode does with every other host.
+    pub other_hosts: Option<OtherHosts>,
+}
+
+/// What HTTPS_PROXY mode does with a host it does not intercept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OtherHosts {
+    /// Pass the bytes through untouched (and record host, port, bytes, duration).
+    #[default]
+    Tunnel,
+    /// Answer 403: only provider traffic goes through authtap.
+    Refuse,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -523,6 +561,11 @@ struct RawFile {
     #[serde(default)]
     connect_to: Vec<String>,
     probe: Option<bool>,
+    ca_cert: Option<PathBuf>,
+    ca_key: Option<PathBuf>,
+    #[serde(default)]
+    intercept: Vec<String>,
+    other_hosts: Option<OtherHosts>,
     #[serde(default)]
     provider: Vec<RawProvider>,
     #[serde(default)]
@@ -594,7 +637,21 @@ impl Config {
             upstream_ca: user.upstream_ca,
             connect_to,
             probe: user.probe,
+            ca_cert: user.ca_cert,
+            ca_key: user.ca_key,
+            intercept: user
+                .intercept
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            other_hosts: user.other_hosts,
         };
+        if settings.ca_cert.is_some() != settings.ca_key.is_some() {
+            return Err(invalid(
+                "ca_cert".into(),
+                "give both ca_cert and ca_key, or neither".into(),
+            ));
+        }
 
         let raw_providers = overlay(builtin.provider, user.provider, |p| p.id.clone());
         let mut providers = Vec::with_capacity(raw_providers.len());

@@ -174,7 +174,7 @@ impl Inspector {
 
     fn rules(&self, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let record = ctx.record;
-        if let Some(f) = upstream_unreachable(ctx) {
+        if let Some(f) = upstream_unreachable(ctx).or_else(|| client_distrusts_ca(ctx)) {
             out.push(f);
             return;
         }
@@ -454,6 +454,23 @@ fn upstream_unreachable(ctx: &Ctx<'_>) -> Option<Finding> {
             failure.message
         ),
         fix,
+        evidence: vec![ctx.record.id.clone()],
+    })
+}
+
+fn client_distrusts_ca(ctx: &Ctx<'_>) -> Option<Finding> {
+    if ctx.record.outcome != Outcome::ClientRejectedCertificate {
+        return None;
+    }
+    let host = ctx.host();
+    Some(Finding {
+        code: "client-distrusts-ca".into(),
+        severity: Severity::Error,
+        title: format!("the client rejected authtap's certificate for {host}: it does not trust the authtap CA"),
+        detail: format!(
+            "The client connected through authtap (HTTPS_PROXY) to {host} and aborted the TLS handshake with authtap's certificate, so no request was sent. Intercepting needs the client to trust authtap's local CA; clients that do not will fail here, typically after retrying for a while, with a network error such as UNABLE_TO_VERIFY_LEAF_SIGNATURE."
+        ),
+        fix: "Run `authtap ca env` and load its lines into the client's environment: NODE_EXTRA_CA_CERTS for Node.js (OpenClaw), SSL_CERT_FILE or REQUESTS_CA_BUNDLE for Python, CURL_CA_BUNDLE or --cacert for curl. Then restart the client (a gateway service needs them in its own environment).".into(),
         evidence: vec![ctx.record.id.clone()],
     })
 }

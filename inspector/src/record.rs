@@ -19,6 +19,9 @@ pub enum RecordKind {
     /// authtap's own cheap request with a refused key to another region of the same provider
     /// (`probe_of` names the exchange that prompted it).
     Probe,
+    /// HTTPS_PROXY mode: a CONNECT to a host authtap does not intercept, passed through untouched
+    /// (`host`, `path` = `host:port`, bytes each way, duration).
+    Tunnel,
 }
 
 /// How the request reached authtap.
@@ -27,6 +30,8 @@ pub enum RecordKind {
 pub enum Mode {
     /// `http://127.0.0.1:7401/<route>/...` set as the client's base URL.
     BaseUrl,
+    /// authtap set as the client's HTTPS_PROXY (or HTTP_PROXY): CONNECT, or absolute-form.
+    Forward,
 }
 
 /// How the exchange ended.
@@ -43,6 +48,13 @@ pub enum Outcome {
     UpstreamAborted,
     /// The first path segment named no route; authtap answered 404 itself.
     UnknownRoute,
+    /// The client aborted the TLS handshake with authtap's certificate: it does not trust the
+    /// authtap CA.
+    ClientRejectedCertificate,
+    /// The client's TLS handshake with authtap failed for another reason (see `failure`).
+    ClientTlsFailed,
+    /// authtap refused the request (a host it does not pass on, or a client it does not serve).
+    Refused,
 }
 
 /// Where an upstream failure happened.

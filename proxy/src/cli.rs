@@ -28,6 +28,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the routes and the base URLs to paste, then exit.
     Routes(RoutesArgs),
+    /// The local CA for HTTPS_PROXY mode: where it is, what it is, and how clients trust it.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Read a capture back: recompute every finding and print a timeline and a summary.
     #[command(
         long_about = "Read a capture file back, offline: recompute every finding with the same rules \
@@ -72,6 +75,41 @@ pub enum FailOn {
     Error,
     /// Fail on warnings and errors.
     Warn,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Print the path of the CA certificate (PEM) that clients must trust.
+    Path(CaArgs),
+    /// Print the CA's subject, validity, SHA-256 fingerprint and files.
+    Show(CaArgs),
+    /// Create the CA now (authtap otherwise creates it on the first intercepted connection).
+    Init {
+        #[command(flatten)]
+        ca: CaArgs,
+        /// Replace an existing CA. Clients that trusted the old one must be given the new one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the shell lines that point a client at authtap and make it trust the CA:
+    /// `eval "$(authtap ca env)"`, then start the client from that shell.
+    Env {
+        #[command(flatten)]
+        ca: CaArgs,
+        /// The address authtap listens on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7401")]
+        listen: SocketAddr,
+        /// Print the lines that undo the setup instead.
+        #[arg(long)]
+        unset: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// A TOML config file (its `ca_cert`/`ca_key` name a CA of your own).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
-//! Base-URL mode: `http://LISTEN/<route>/<rest>` is forwarded to `<route's upstream>/<rest>`, bodies
-//! streamed both ways, and one record made per exchange, however it ends.
+//! Forwarding. Base-URL mode: `http://LISTEN/<route>/<rest>` goes to `<route's upstream>/<rest>`.
+//! HTTPS_PROXY mode (see `intercept.rs`) hands requests in here too, with the real host. Either
+//! way bodies stream both ways and one record is made per exchange, however it ends.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,18 +12,18 @@ use std::time::{Duration, Instant};
 use authtap_config::{Catalog, Route};
 use authtap_inspector::auth::{self, AuthShape, Credential};
 use authtap_inspector::error_body::{self, ProviderError};
-use authtap_inspector::record::{Exchange, Failure, FailureStage, Outcome, RecordKind};
+use authtap_inspector::record::{Exchange, Failure, FailureStage, Mode, Outcome, RecordKind};
 use authtap_inspector::secret::FingerprintKey;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 
 use crate::sink::Recorder;
 use crate::tee::{RequestSide, RequestTee, ResponseTee};
-use crate::upstream::{self, UpstreamClient};
+use crate::upstream::{self, Dialer, UpstreamClient};
 
 /// The body authtap answers with: the upstream's, streamed, or one of its own.
 pub type ProxyBody = Either<ResponseTee, Full<Bytes>>;
@@ -29,53 +31,64 @@ pub type ProxyBody = Either<ResponseTee, Full<Bytes>>;
 /// How much of a response body is kept to read the provider's error from.
 pub const ERROR_PREFIX_LIMIT: usize = 16 * 1024;
 
-/// Everything the handler shares across requests. Read-only but for the id counter.
+/// Everything the handler shares across requests. Read-only but for counters and caches.
 pub struct Shared {
     pub catalog: Arc<Catalog>,
     pub client: UpstreamClient,
+    pub dialer: Arc<Dialer>,
     pub fingerprints: FingerprintKey,
     pub recorder: Recorder,
     pub response_timeout: Duration,
     /// Prefix of record ids, unique per run.
     pub session: String,
-    pub seq: AtomicU64,
+    seq: AtomicU64,
     /// Compiled once: public key prefixes, for scrubbing error bodies.
     public_prefixes: Vec<String>,
     /// Whether refused keys are probed at the provider's other regions.
     pub probe: bool,
     /// (key fingerprint, route) pairs already probed this run.
     pub probed: Mutex<HashSet<(String, String)>>,
-    /// Probe tasks, waited for at shutdown so no record is lost.
+    /// Probe and tunnel tasks, waited for at shutdown so no record is lost.
     pub tasks: TaskTracker,
+    /// HTTPS_PROXY mode's settings and CA.
+    pub forward: crate::intercept::ForwardMode,
+}
+
+/// What [`Shared::new`] is made from.
+pub struct SharedParts {
+    pub catalog: Arc<Catalog>,
+    pub client: UpstreamClient,
+    pub dialer: Arc<Dialer>,
+    pub fingerprints: FingerprintKey,
+    pub recorder: Recorder,
+    pub response_timeout: Duration,
+    pub session: String,
+    pub probe: bool,
+    pub forward: crate::intercept::ForwardMode,
 }
 
 impl Shared {
-    pub fn new(
-        catalog: Arc<Catalog>,
-        client: UpstreamClient,
-        fingerprints: FingerprintKey,
-        recorder: Recorder,
-        response_timeout: Duration,
-        session: String,
-        probe: bool,
-    ) -> Self {
-        let public_prefixes = catalog
+    pub fn new(parts: SharedParts) -> Self {
+        let public_prefixes = parts
+            .catalog
             .key_shapes
             .iter()
             .filter_map(|s| s.prefix.clone())
             .collect();
         Shared {
-            catalog,
-            client,
-            fingerprints,
-            recorder,
-            response_timeout,
-            session,
+            catalog: parts.catalog,
+            client: parts.client,
+            dialer: parts.dialer,
+            fingerprints: parts.fingerprints,
+            recorder: parts.recorder,
+            response_timeout: parts.response_timeout,
+            session: parts.session,
             seq: AtomicU64::new(0),
             public_prefixes,
-            probe,
+            probe: parts.probe,
             probed: Mutex::new(HashSet::new()),
             tasks: TaskTracker::new(),
+            forward: parts.forward,
         }
     }
 
@@ -186,7 +199,7 @@ impl Draft {
 
 /// Finishes the draft as `client-aborted` if the handler is dropped before the response starts
 /// (the client hung up while the upstream was still thinking).
-struct Guard(Option<Box<Draft>>);
+pub struct Guard(pub Option<Box<Draft>>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -200,11 +213,37 @@ pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-/// Serve one request.
+/// Serve one request from the listener.
 pub async fn handle(
     shared: Arc<Shared>,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    if req.method() == Method::CONNECT {
+        return Ok(crate::intercept::connect(shared, peer, req).await);
+    }
+    if req.uri().scheme().is_some() {
+        // Absolute form: a client using authtap as its HTTP_PROXY.
+        return Ok(crate::intercept::absolute(shared, peer, req).await);
+    }
+    Ok(base_url(shared, req).await)
+}
+
+/// Where a request goes, once its mode has been worked out.
+pub struct Target {
+    pub mode: Mode,
+    /// The catalog route it belongs to, if any.
+    pub route: Option<Route>,
+    pub https: bool,
+    pub host: String,
+    /// `host[:port]`.
+    pub authority: String,
+    /// Upstream path and query.
+    pub path: String,
+}
+
+/// Base-URL mode: the first path segment names the route.
+async fn base_url(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
     let ts = now_rfc3339();
     let path_and_query = req
@@ -214,72 +253,101 @@ pub async fn handle(
         .to_string();
     let path = req.uri().path();
     if path == "/" {
-        return Ok(index(&shared.catalog));
+        return index(&shared.catalog);
     }
     if !path.starts_with('/') {
-        // CONNECT (a client using authtap as HTTPS_PROXY) or another non-origin form.
-        tracing::warn!(
-            method = %req.method(),
-            "a client sent a request authtap cannot route; set authtap as the base URL (http://HOST:PORT/<route>/...)"
-        );
         let body = serde_json::json!({"error": {
             "type": "authtap_bad_request",
-            "message": "authtap takes base-URL requests such as POST http://127.0.0.1:7401/moonshot/v1/chat/completions; HTTPS_PROXY mode is not available in this version",
+            "message": "authtap takes base-URL requests such as POST http://127.0.0.1:7401/moonshot/v1/chat/completions, or CONNECT as an HTTPS proxy",
         }});
-        return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+        return json_response(StatusCode::BAD_REQUEST, &body);
     }
     let route_name = path[1..].split('/').next().unwrap_or("").to_string();
-
-    let mut credentials = auth::credentials(
-        req.headers()
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_bytes())),
-        req.uri().query(),
-    );
-    let route = shared.catalog.route(&route_name).cloned();
-    let (auth, other_auth) = shapes(&shared, route.as_ref(), &mut credentials);
-    let secrets = credentials;
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .map(|v| shared.scrub_sent(&cap(&String::from_utf8_lossy(v.as_bytes()), 256), &secrets));
-
-    let mut record = Exchange::new(
-        shared.next_id(),
-        RecordKind::Exchange,
-        ts,
-        req.method().to_string(),
-        auth::redact_path(&path_and_query),
-    );
-    record.auth = auth;
-    record.other_auth = other_auth;
-    record.user_agent = user_agent;
-
-    let Some(route) = route else {
+    let Some(route) = shared.catalog.route(&route_name).cloned() else {
+        let (mut record, _) = new_record(&shared, &req, None, Mode::BaseUrl, &path_and_query, ts);
         record.status = Some(404);
         record.outcome = Outcome::UnknownRoute;
         record.duration_ms = millis(started.elapsed());
         shared.recorder.record(record);
-        return Ok(unknown_route(&shared.catalog, &route_name));
+        return unknown_route(&shared.catalog, &route_name);
     };
-
     // Where it goes: the route's upstream base, then the rest of the path and the query.
     let tail = &path_and_query[1 + route_name.len()..];
     let mut upstream_path = format!("{}{}", route.upstream.base, tail);
     if upstream_path.is_empty() || upstream_path.starts_with('?') {
         upstream_path.insert(0, '/');
     }
-    let scheme = if route.upstream.https {
-        "https"
-    } else {
-        "http"
+    let target = Target {
+        mode: Mode::BaseUrl,
+        https: route.upstream.https,
+        host: route.upstream.host.clone(),
+        authority: route.upstream.authority(),
+        path: upstream_path,
+        route: Some(route),
     };
-    let uri = format!("{scheme}://{}{upstream_path}", route.upstream.authority());
-    record.route = Some(route.name.clone());
-    record.provider = Some(route.provider.clone());
-    record.region = Some(route.region.clone());
-    record.host = Some(route.upstream.host.clone());
-    record.path = auth::redact_path(&upstream_path);
+    forward(shared, req, target, started, ts).await
+}
+
+/// A record for `req` with its auth measured, and the credentials (the one the provider reads
+/// first) for scrubbing and probing.
+pub fn new_record(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    route: Option<&Route>,
+    mode: Mode,
+    path: &str,
+    ts: String,
+) -> (Exchange, Vec<Credential>) {
+    let mut credentials = auth::credentials(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        req.uri().query(),
+    );
+    let (auth, other_auth) = shapes(shared, route, &mut credentials);
+    let mut record = Exchange::new(
+        shared.next_id(),
+        RecordKind::Exchange,
+        ts,
+        req.method().to_string(),
+        auth::redact_path(path),
+    );
+    record.mode = mode;
+    record.auth = auth;
+    record.other_auth = other_auth;
+    record.user_agent = req.headers().get(header::USER_AGENT).map(|v| {
+        shared.scrub_sent(
+            &cap(&String::from_utf8_lossy(v.as_bytes()), 256),
+            &credentials,
+        )
+    });
+    if let Some(route) = route {
+        record.route = Some(route.name.clone());
+        record.provider = Some(route.provider.clone());
+        record.region = Some(route.region.clone());
+    }
+    (record, credentials)
+}
+
+/// Send `req` to `target`, stream the answer back, and record the exchange.
+pub async fn forward(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    target: Target,
+    started: Instant,
+    ts: String,
+) -> Response<ProxyBody> {
+    let (mut record, secrets) = new_record(
+        &shared,
+        &req,
+        target.route.as_ref(),
+        target.mode,
+        &target.path,
+        ts,
+    );
+    record.host = Some(target.host.clone());
+    let scheme = if target.https { "https" } else { "http" };
+    let uri = format!("{scheme}://{}{}", target.authority, target.path);
 
     let request_side = Arc::new(RequestSide::default());
     let mut guard = Guard(Some(Box::new(Draft {
@@ -296,13 +364,13 @@ pub async fn handle(
         Ok(uri) => uri,
         Err(e) => {
             let message = format!("the path does not make a valid upstream URL: {e}");
-            return Ok(own_error(
+            return own_error(
                 guard,
                 StatusCode::BAD_REQUEST,
                 "authtap_bad_request",
                 None,
                 message,
-            ));
+            );
         }
     };
     parts.uri = uri;
@@ -314,7 +382,7 @@ pub async fn handle(
         Either::Left(RequestTee::new(body, request_side, true)),
     );
 
-    let host = route.upstream.host.as_str();
+    let host = target.host.as_str();
     let sent =
         tokio::time::timeout(shared.response_timeout, shared.client.request(upstream_req)).await;
     let response = match sent {
@@ -326,26 +394,26 @@ pub async fn handle(
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            return Ok(own_error(
+            return own_error(
                 guard,
                 status,
                 "authtap_upstream_error",
                 Some(failure.stage),
                 failure.message,
-            ));
+            );
         }
         Err(_) => {
             let message = format!(
                 "{host} sent no response headers within {}s (raise --response-timeout if the model is slow)",
                 shared.response_timeout.as_secs()
             );
-            return Ok(own_error(
+            return own_error(
                 guard,
                 StatusCode::GATEWAY_TIMEOUT,
                 "authtap_upstream_error",
                 Some(FailureStage::Timeout),
                 message,
-            ));
+            );
         }
     };
 
@@ -372,10 +440,7 @@ pub async fn handle(
     draft.content_encoding = header_str(&parts.headers, header::CONTENT_ENCODING);
     // The client gets the version it spoke, whatever the upstream spoke.
     parts.version = Version::HTTP_11;
-    Ok(Response::from_parts(
-        parts,
-        Either::Left(ResponseTee::new(body, draft, keep)),
-    ))
+    Response::from_parts(parts, Either::Left(ResponseTee::new(body, draft, keep)))
 }
 
 /// The shapes of the primary credential (the one the provider reads, moved to the front of
@@ -404,7 +469,7 @@ fn shapes(
 }
 
 /// Answer with authtap's own JSON error and finish the record with it.
-fn own_error(
+pub fn own_error(
     mut guard: Guard,
     status: StatusCode,
     kind: &str,
@@ -459,7 +524,7 @@ fn index(catalog: &Catalog) -> Response<ProxyBody> {
     )
 }
 
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
     *response.status_mut() = status;
     response.headers_mut().insert(

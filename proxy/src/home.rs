@@ -85,3 +85,8 @@ pub fn open_capture(dir: &Path, path: Option<&Path>) -> anyhow::Result<(File, Pa
         .with_context(|| format!("cannot open the capture file {}", path.display()))?;
     Ok((file, path))
 }
+
+/// Where authtap keeps its own CA for HTTPS_PROXY mode.
+pub fn ca_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("ca")
+}

@@ -4,9 +4,11 @@
 //! calls [`main`].
 
 mod banner;
+mod ca;
 pub mod cli;
 mod forward;
 mod home;
+mod intercept;
 mod probe;
 mod replay;
 mod sink;
@@ -51,10 +53,14 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay(args) => Ok(replay::main(&args)),
+        Command::Ca(command) => {
+            ca::main(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(path) => Config::load(path)?,
         None => Config::builtin(),
@@ -90,7 +96,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let fingerprints = home::fingerprint_key(&data_dir)?;
     let capture_arg = args.capture.or(settings.capture);
     let (capture, capture_path) = home::open_capture(&data_dir, capture_arg.as_deref())?;
-    let client = upstream::client(upstream::UpstreamOptions {
+    let (client, dialer) = upstream::client(upstream::UpstreamOptions {
         connect_to,
         extra_roots,
         connect_timeout: Duration::from_secs(connect_timeout),
@@ -117,18 +123,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let catalog = Arc::new(config.catalog);
     let inspector = authtap_inspector::findings::Inspector::new(catalog.clone());
     let (recorder, writer) = sink::spawn(capture, capture_path.clone(), output, inspector);
-    let shared = Arc::new(Shared::new(
+    let forward_mode = intercept::ForwardMode::new(
+        home::ca_dir(&data_dir),
+        settings.ca_cert.clone().zip(settings.ca_key.clone()),
+        settings.intercept.clone(),
+        settings.other_hosts.unwrap_or_default(),
+    );
+    let shared = Arc::new(Shared::new(forward::SharedParts {
         catalog,
         client,
+        dialer,
         fingerprints,
-        recorder.clone(),
-        Duration::from_secs(response_timeout),
-        session_id(),
-        !args.no_probe && settings.probe.unwrap_or(true),
-    ));
+        recorder: recorder.clone(),
+        response_timeout: Duration::from_secs(response_timeout),
+        session: session_id(),
+        probe: !args.no_probe && settings.probe.unwrap_or(true),
+        forward: forward_mode,
+    }));
 
     let header = format!(
-        "authtap {} listening on http://{bound}\ncapture: {}\n",
+        "authtap {} listening on http://{bound}\ncapture: {}\nHTTPS_PROXY mode: HTTPS_PROXY=http://{bound} (run `authtap ca env` for the full client setup)\n",
         env!("CARGO_PKG_VERSION"),
         capture_path.display()
     );
@@ -194,8 +208,8 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let service = service_fn(move |req| forward::handle(shared.clone(), req));
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let service = service_fn(move |req| forward::handle(shared.clone(), peer, req));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {

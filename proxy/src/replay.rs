@@ -390,6 +390,7 @@ struct Summary {
     records: u64,
     exchanges: u64,
     probes: u64,
+    tunnels: u64,
     skipped_lines: u64,
     /// No status, then 1xx to 5xx, then anything else.
     statuses: [u64; 7],
@@ -406,6 +407,7 @@ impl Summary {
         match record.kind {
             RecordKind::Exchange => self.exchanges += 1,
             RecordKind::Probe => self.probes += 1,
+            RecordKind::Tunnel => self.tunnels += 1,
         }
         let class = match record.status {
             None => 0,
@@ -478,6 +480,9 @@ impl Summary {
             plural(self.exchanges, "exchange", "exchanges"),
             plural(self.probes, "probe", "probes")
         );
+        if self.tunnels > 0 {
+            text.push_str(&format!(", {}", plural(self.tunnels, "tunnel", "tunnels")));
+        }
         if self.skipped_lines > 0 {
             text.push_str(&format!(
                 "; {}",
@@ -544,6 +549,7 @@ impl Summary {
             records: self.records,
             exchanges: self.exchanges,
             probes: self.probes,
+            tunnels: self.tunnels,
             skipped_lines: self.skipped_lines,
             statuses: STATUS_CLASSES
                 .iter()
@@ -586,6 +592,7 @@ struct JsonSummary<'a> {
     records: u64,
     exchanges: u64,
     probes: u64,
+    tunnels: u64,
     skipped_lines: u64,
     /// Records by status class (`2xx`, `4xx`, `none`...); classes with none are left out.
     statuses: BTreeMap<&'static str, u64>,

@@ -146,17 +146,33 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
         Some(_) => paint("1;33", &status),
         None => paint("2", &status),
     };
-    let probe = if e.kind == RecordKind::Probe {
-        paint("2", "probe ")
+    let label = match e.kind {
+        RecordKind::Probe => paint("2", "probe "),
+        RecordKind::Tunnel => paint("2", "tunnel "),
+        RecordKind::Exchange => String::new(),
+    };
+    // CONNECT records (tunnels, refused handshakes) carry `host:port` as their path.
+    let host = if e.method == "CONNECT" {
+        ""
     } else {
-        String::new()
+        e.host.as_deref().unwrap_or("")
     };
     let mut line = format!(
-        "{time}  {status}  {probe}{} {}{}",
+        "{time}  {status}  {label}{} {host}{}",
         e.method,
-        e.host.as_deref().unwrap_or(""),
         plain(&e.path)
     );
+    if e.method == "CONNECT" {
+        if e.kind == RecordKind::Tunnel {
+            line.push_str(&format!("  up {} B, down {} B", e.bytes_up, e.bytes_down));
+        }
+        if let Some(failure) = &e.failure {
+            line.push_str(&format!("  {}", plain(&failure.message)));
+        }
+        line.push_str(&format!("  {:.0}ms", e.duration_ms));
+        push_findings(&mut line, e, &paint);
+        return line;
+    }
     if let Some(route) = &e.route {
         line.push_str(&format!("  [{route}]"));
     }
@@ -220,6 +236,12 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
     };
     line.push_str(&outcome);
     line.push_str(&format!("  {:.0}ms", e.duration_ms));
+    push_findings(&mut line, e, &paint);
+    line
+}
+
+/// Each finding on two indented lines: the mark, code and title; then the fix.
+fn push_findings(line: &mut String, e: &Exchange, paint: &dyn Fn(&str, &str) -> String) {
     for finding in &e.findings {
         let (mark, code) = match finding.severity {
             Severity::Error => ("✖", "1;31"),
@@ -235,7 +257,6 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
             fix.join("\n           ")
         ));
     }
-    line
 }
 
 /// Text from a client or provider, with control characters (escape sequences included) made

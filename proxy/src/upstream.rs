@@ -36,8 +36,9 @@ pub struct UpstreamOptions {
     pub connect_timeout: Duration,
 }
 
-/// Build the client. Fails only on unreadable `--upstream-ca` files.
-pub fn client(options: UpstreamOptions) -> anyhow::Result<UpstreamClient> {
+/// Build the client and the dialer it connects with (shared with CONNECT tunnels). Fails only on
+/// unreadable `--upstream-ca` files.
+pub fn client(options: UpstreamOptions) -> anyhow::Result<(UpstreamClient, Arc<Dialer>)> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     // The platform's store adds corporate roots a user may rely on; a broken store is not fatal
@@ -60,17 +61,19 @@ pub fn client(options: UpstreamOptions) -> anyhow::Result<UpstreamClient> {
             .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 
+    let dialer = Arc::new(Dialer {
+        connect_to: options.connect_to,
+        timeout: options.connect_timeout,
+    });
     let connector = Connector {
-        inner: Arc::new(ConnectorInner {
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
-            connect_to: options.connect_to,
-            connect_timeout: options.connect_timeout,
-        }),
+        tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        dialer: dialer.clone(),
     };
-    Ok(Client::builder(TokioExecutor::new())
+    let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
-        .build(connector))
+        .build(connector);
+    Ok((client, dialer))
 }
 
 /// A connect failure with its stage; the forwarder finds it in the client error's source chain.
@@ -89,60 +92,27 @@ fn fail(stage: FailureStage, message: String) -> ConnectError {
     ConnectError(Failure { stage, message })
 }
 
-/// Resolves (or redirects, per `--connect-to`), connects and does the TLS handshake with SNI set
-/// to the original host.
-#[derive(Clone)]
-pub struct Connector {
-    inner: Arc<ConnectorInner>,
-}
-
-struct ConnectorInner {
-    tls: tokio_rustls::TlsConnector,
+/// Opens TCP connections: resolves (or redirects, per `--connect-to`) and connects, with a timeout
+/// and failures sorted by stage.
+pub struct Dialer {
     connect_to: Vec<ConnectTo>,
-    connect_timeout: Duration,
+    timeout: Duration,
 }
 
-type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = Stream;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Stream, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.connect(uri).await })
-    }
-}
-
-impl ConnectorInner {
-    async fn connect(&self, uri: Uri) -> Result<Stream, ConnectError> {
-        let https = uri.scheme_str() == Some("https");
-        let host = uri
-            .host()
-            .ok_or_else(|| fail(FailureStage::Connect, format!("no host in {uri}")))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+impl Dialer {
+    /// Connect to `host:port`. The returned string names the target in messages.
+    pub async fn dial(&self, host: &str, port: u16) -> Result<(TcpStream, String), ConnectError> {
         let (target_host, target_port) = self
             .connect_to
             .iter()
             .find(|c| c.host == host && c.port == port)
-            .map_or((host.as_str(), port), |c| {
-                (c.target_host.as_str(), c.target_port)
-            });
-        let shown = if (target_host, target_port) == (host.as_str(), port) {
+            .map_or((host, port), |c| (c.target_host.as_str(), c.target_port));
+        let shown = if (target_host, target_port) == (host, port) {
             format!("{host}:{port}")
         } else {
             format!("{host}:{port} (via --connect-to {target_host}:{target_port})")
         };
-
-        let timeout = self.connect_timeout;
+        let timeout = self.timeout;
         let addrs: Vec<SocketAddr> = match tokio::time::timeout(
             timeout,
             tokio::net::lookup_host((target_host, target_port)),
@@ -163,58 +133,80 @@ impl ConnectorInner {
             }
             Ok(Ok(addrs)) => addrs.collect(),
         };
-        if addrs.is_empty() {
-            return Err(fail(
-                FailureStage::Dns,
-                format!("{shown} resolved to no address"),
-            ));
-        }
-
-        let mut last = None;
-        let mut tcp = None;
+        let mut last = fail(FailureStage::Dns, format!("{shown} resolved to no address"));
         for addr in &addrs {
             match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
-                    tcp = Some(stream);
-                    break;
+                    let _ = stream.set_nodelay(true);
+                    return Ok((stream, shown));
                 }
                 Ok(Err(e)) => {
-                    last = Some(fail(
+                    last = fail(
                         FailureStage::Connect,
                         format!("could not connect to {shown} at {addr}: {e}"),
-                    ))
+                    )
                 }
                 Err(_) => {
-                    last = Some(fail(
+                    last = fail(
                         FailureStage::Timeout,
                         format!(
                             "connecting to {shown} at {addr} took longer than {}s",
                             timeout.as_secs()
                         ),
-                    ))
+                    )
                 }
             }
         }
-        let Some(tcp) = tcp else {
-            return Err(last.unwrap_or_else(|| {
-                fail(
-                    FailureStage::Connect,
-                    format!("could not connect to {shown}"),
-                )
-            }));
-        };
-        let _ = tcp.set_nodelay(true);
+        Err(last)
+    }
+}
+
+/// Dials, then does the TLS handshake with SNI set to the original host.
+#[derive(Clone)]
+pub struct Connector {
+    tls: tokio_rustls::TlsConnector,
+    dialer: Arc<Dialer>,
+}
+
+type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Stream;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.connect(uri).await })
+    }
+}
+
+impl Connector {
+    async fn connect(&self, uri: Uri) -> Result<Stream, ConnectError> {
+        let https = uri.scheme_str() == Some("https");
+        let host = uri
+            .host()
+            .ok_or_else(|| fail(FailureStage::Connect, format!("no host in {uri}")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let (tcp, shown) = self.dialer.dial(&host, port).await?;
         let io = TokioIo::new(tcp);
         if !https {
             return Ok(MaybeHttpsStream::Http(io));
         }
-
         let name = ServerName::try_from(host.clone()).map_err(|_| {
             fail(
                 FailureStage::Tls,
                 format!("`{host}` is not a name TLS can verify"),
             )
         })?;
+        let timeout = self.dialer.timeout;
         match tokio::time::timeout(timeout, self.tls.connect(name, TokioIo::new(io))).await {
             Ok(Ok(tls)) => Ok(MaybeHttpsStream::from(tls)),
             Ok(Err(e)) => Err(fail(

@@ -203,7 +203,7 @@ fn bad_config_and_remote_listen_are_refused_with_reasons() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn connect_and_garbage_get_clear_answers_and_authtap_keeps_serving() {
+async fn asterisk_form_and_garbage_get_clear_answers_and_authtap_keeps_serving() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let emulator = Emulator::builder()
         .key("api.moonshot.ai", KEY)
@@ -212,7 +212,7 @@ async fn connect_and_garbage_get_clear_answers_and_authtap_keeps_serving() {
         .expect("emulator");
     let authtap = Authtap::start(&emulator);
     for probe in [
-        &b"CONNECT api.moonshot.ai:443 HTTP/1.1\r\nHost: api.moonshot.ai:443\r\n\r\n"[..],
+        &b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..],
         &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage that is not HTTP\r\n\r\n"[..],
     ] {
         let mut stream = tokio::net::TcpStream::connect(authtap.addr)

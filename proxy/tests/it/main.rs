@@ -25,3 +25,6 @@ mod replay;
 
 /// Every failures.md scenario (A to H) through the proxy: exact finding codes, live and replayed.
 mod scenarios;
+
+/// HTTPS_PROXY mode: CONNECT interception with real clients, tunnels, the CA and its commands.
+mod forward_mode;
