@@ -536,6 +536,8 @@ pub struct Settings {
     pub intercept: Vec<String>,
     /// What HTTPS_PROXY mode does with every other host.
     pub other_hosts: Option<OtherHosts>,
+    /// The admin API's token when listening on a non-loopback address.
+    pub admin_token: Option<String>,
 }
 
 /// What HTTPS_PROXY mode does with a host it does not intercept.
@@ -566,6 +568,7 @@ struct RawFile {
     #[serde(default)]
     intercept: Vec<String>,
     other_hosts: Option<OtherHosts>,
+    admin_token: Option<String>,
     #[serde(default)]
     provider: Vec<RawProvider>,
     #[serde(default)]
@@ -645,6 +648,7 @@ impl Config {
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
             other_hosts: user.other_hosts,
+            admin_token: user.admin_token,
         };
         if settings.ca_cert.is_some() != settings.ca_key.is_some() {
             return Err(invalid(

@@ -137,6 +137,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_remote: bool,
 
+    /// The token the admin API and consoles need when authtap listens on a non-loopback address
+    /// (default: a random one, printed at start).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "AUTHTAP_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
     /// Capture file to append records to (JSON lines). Default: a new timestamped file under
     /// <data dir>/captures, where the data dir is $AUTHTAP_HOME or the platform's data dir.
     #[arg(long, value_name = "FILE")]

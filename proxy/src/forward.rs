@@ -17,7 +17,8 @@ use authtap_inspector::secret::FingerprintKey;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
-use http_body_util::{Either, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 
@@ -25,8 +26,14 @@ use crate::sink::Recorder;
 use crate::tee::{RequestSide, RequestTee, ResponseTee};
 use crate::upstream::{self, Dialer, UpstreamClient};
 
-/// The body authtap answers with: the upstream's, streamed, or one of its own.
-pub type ProxyBody = Either<ResponseTee, Full<Bytes>>;
+/// The body authtap answers with: the upstream's, streamed, or one of its own (a JSON error, the
+/// web console, an event stream).
+pub type ProxyBody = Either<ResponseTee, UnsyncBoxBody<Bytes, Infallible>>;
+
+/// A body of authtap's own.
+pub fn own_body(bytes: impl Into<Bytes>) -> ProxyBody {
+    Either::Right(Full::new(bytes.into()).boxed_unsync())
+}
 
 /// How much of a response body is kept to read the provider's error from.
 pub const ERROR_PREFIX_LIMIT: usize = 16 * 1024;
@@ -52,6 +59,9 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// HTTPS_PROXY mode's settings and CA.
     pub forward: crate::intercept::ForwardMode,
+    /// Finished records for the admin API.
+    pub feed: Arc<crate::admin::Feed>,
+    pub admin: crate::admin::Access,
 }
 
 /// What [`Shared::new`] is made from.
@@ -65,6 +75,8 @@ pub struct SharedParts {
     pub session: String,
     pub probe: bool,
     pub forward: crate::intercept::ForwardMode,
+    pub feed: Arc<crate::admin::Feed>,
+    pub admin: crate::admin::Access,
 }
 
 impl Shared {
@@ -89,6 +101,8 @@ impl Shared {
             probed: Mutex::new(HashSet::new()),
             tasks: TaskTracker::new(),
             forward: parts.forward,
+            feed: parts.feed,
+            admin: parts.admin,
         }
     }
 
@@ -225,6 +239,9 @@ pub async fn handle(
     if req.uri().scheme().is_some() {
         // Absolute form: a client using authtap as its HTTP_PROXY.
         return Ok(crate::intercept::absolute(shared, peer, req).await);
+    }
+    if req.uri().path().starts_with("/_authtap") {
+        return Ok(crate::admin::handle(shared, peer, req).await);
     }
     Ok(base_url(shared, req).await)
 }
@@ -525,7 +542,7 @@ fn index(catalog: &Catalog) -> Response<ProxyBody> {
 }
 
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+    let mut response = Response::new(own_body(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -15,14 +15,15 @@ use authtap_config::OtherHosts;
 use authtap_inspector::record::{Exchange, Failure, FailureStage, Mode, Outcome, RecordKind};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use rustls::AlertDescription;
 
-use crate::forward::{ProxyBody, Shared, Target, forward, json_response, millis, now_rfc3339};
+use crate::forward::{
+    ProxyBody, Shared, Target, forward, json_response, millis, now_rfc3339, own_body,
+};
 
 /// How long a client gets to finish the TLS handshake with authtap's certificate.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,7 +85,7 @@ fn intercepts(shared: &Shared, host: &str) -> bool {
 }
 
 fn empty(status: StatusCode) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    let mut response = Response::new(own_body(Bytes::new()));
     *response.status_mut() = status;
     response
 }

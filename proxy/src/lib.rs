@@ -3,6 +3,7 @@
 //! capture file and the terminal. The `authtap` binary (main.rs) only parses the command line and
 //! calls [`main`].
 
+mod admin;
 mod banner;
 mod ca;
 pub mod cli;
@@ -122,7 +123,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let catalog = Arc::new(config.catalog);
     let inspector = authtap_inspector::findings::Inspector::new(catalog.clone());
-    let (recorder, writer) = sink::spawn(capture, capture_path.clone(), output, inspector);
+    let feed = Arc::new(admin::Feed::default());
+    let (recorder, writer) = sink::spawn(
+        capture,
+        capture_path.clone(),
+        output,
+        inspector,
+        feed.clone(),
+    );
+    // A listener others can reach needs a token for the admin API (and so the consoles).
+    let admin_token = (!bound_is_loopback(listen)).then(|| {
+        args.admin_token
+            .clone()
+            .or(settings.admin_token.clone())
+            .unwrap_or_else(random_token)
+    });
     let forward_mode = intercept::ForwardMode::new(
         home::ca_dir(&data_dir),
         settings.ca_cert.clone().zip(settings.ca_key.clone()),
@@ -139,6 +154,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         session: session_id(),
         probe: !args.no_probe && settings.probe.unwrap_or(true),
         forward: forward_mode,
+        feed,
+        admin: admin::Access {
+            token: admin_token.clone(),
+        },
     }));
 
     let header = format!(
@@ -146,6 +165,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         capture_path.display()
     );
+    let header = match &admin_token {
+        Some(token) => format!(
+            "{header}consoles: http://{bound}/_authtap/?token={token} (admin token: {token})\n"
+        ),
+        None => format!(
+            "{header}consoles: http://{bound}/_authtap/ in a browser, or `authtap console`\n"
+        ),
+    };
     let table = banner::routes_table(&shared.catalog, bound);
     match output {
         // stdout is for records in JSON mode; the banner is a diagnostic there.
@@ -246,6 +273,18 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn bound_is_loopback(listen: std::net::SocketAddr) -> bool {
+    listen.ip().is_loopback()
+}
+
+/// A token for the admin API when none is configured: 128 random bits, hex.
+fn random_token() -> String {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    let _ = SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A short random id for this run; record ids are `<session>-<n>`.

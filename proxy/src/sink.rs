@@ -5,11 +5,15 @@
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use authtap_inspector::findings::Inspector;
 use authtap_inspector::record::{Exchange, Outcome, RecordKind, Severity};
+use bytes::Bytes;
 use tokio::sync::mpsc;
+
+use crate::admin::Feed;
 
 /// How finished exchanges are shown on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,7 @@ pub fn spawn(
     capture_path: PathBuf,
     output: Output,
     mut inspector: Inspector,
+    feed: Arc<Feed>,
 ) -> (Recorder, JoinHandle<SinkStats>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let color = output == Output::Human && stdout_color();
@@ -81,6 +86,7 @@ pub fn spawn(
                     if serde_json::to_writer(&mut line, &*exchange).is_err() {
                         continue;
                     }
+                    feed.publish(Bytes::copy_from_slice(&line));
                     line.push(b'\n');
                     if let Err(e) = file.write_all(&line) {
                         write_failed(&capture_path, &e, &mut stats);
