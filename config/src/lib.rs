@@ -79,6 +79,8 @@ struct RawProvider {
     models: Vec<String>,
     #[serde(default)]
     probe: Option<String>,
+    #[serde(default)]
+    allowed_agents: Vec<String>,
 }
 
 /// A provider: one company's API, possibly served from several regions (routes).
@@ -97,6 +99,8 @@ pub struct Provider {
     pub models: Vec<Regex>,
     /// A cheap authenticated GET (path relative to a route's upstream) to test a key.
     pub probe: Option<String>,
+    /// User-Agent prefixes of the clients a provider with a client allowlist accepts.
+    pub allowed_agents: Vec<String>,
 }
 
 impl Provider {
@@ -678,6 +682,7 @@ impl Config {
                 env: p.env,
                 models,
                 probe: p.probe,
+                allowed_agents: p.allowed_agents,
             });
         }
         let raw_routes = overlay(builtin.route, user.route, |r| r.name.clone());

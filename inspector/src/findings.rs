@@ -331,7 +331,7 @@ impl Inspector {
             code: "key-changed".into(),
             severity: Severity::Warn,
             title: format!(
-                "{name} now gets a key it has not seen before in this session: {} ({} earlier)",
+                "{name} now gets a key it has not seen before in this session: {}, after {}",
                 key_label(&record.auth),
                 if seen.len() == 1 {
                     "1 other key".to_string()
@@ -379,19 +379,27 @@ fn plan_of(route: Option<&Route>, path: &str) -> Plan {
     }
 }
 
-/// `sk-kimi-…Xy8z (72 characters)`: what a user can match against their console.
+/// `sk-kimi-…Xy8z`: what a user can match against their console; for keys too short to show any
+/// part of, their length.
 fn key_label(auth: &AuthShape) -> String {
-    let shown = match (&auth.prefix, &auth.last4) {
+    match (&auth.prefix, &auth.last4) {
         (Some(p), Some(l)) => format!("{p}…{l}"),
-        (Some(p), None) => format!("{p}…"),
+        (Some(p), None) => format!("{p}… ({} characters)", auth.len),
         (None, Some(l)) => format!("…{l}"),
-        (None, None) => "of".to_string(),
-    };
-    if shown == "of" {
-        format!("of {} characters", auth.len)
-    } else {
-        format!("{shown} ({} characters)", auth.len)
+        (None, None) => format!("of {} characters", auth.len),
     }
+}
+
+/// "a" or "an", for a provider name.
+fn a(name: &str) -> String {
+    let vowel = name
+        .chars()
+        .next()
+        .is_some_and(|c| "AEIOUaeiou".contains(c));
+    // Initialisms read letter by letter ("an xAI key", "an MCP") are not worth the guesswork;
+    // the catalog's names start with plain words or these.
+    let an = vowel || name.starts_with("xAI");
+    format!("{} {name}", if an { "an" } else { "a" })
 }
 
 /// The `openclaw config set` line (where the provider is known to OpenClaw) that points the
@@ -487,8 +495,9 @@ fn set_key_fix(provider: Option<&Provider>) -> String {
             lines.push(format!("openclaw onboard --auth-choice {choice}"));
         }
         if !p.env.is_empty() {
+            let or = if lines.is_empty() { "Set" } else { "or set" };
             lines.push(format!(
-                "or set {} where the gateway runs (for OpenClaw: ~/.openclaw/.env), then restart it: openclaw gateway restart",
+                "{or} {} where the gateway runs (for OpenClaw: ~/.openclaw/.env), then restart it: openclaw gateway restart",
                 p.env.join(" or ")
             ));
         }
@@ -645,25 +654,37 @@ fn key_provider_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> {
     match catalog.route_for(owner_id, None) {
         Some(route) => {
             let url = route.upstream_base_url(0);
-            fix.push(format!(
-                "This key belongs at {owner_name} ({url}). Configure it on that provider instead of {name}:"
-            ));
-            if let Some(p) = owner {
-                if let Some(choice) = &p.openclaw_auth_choice {
-                    fix.push(format!("openclaw onboard --auth-choice {choice}"));
-                }
-                if let Some(id) = &p.openclaw_id {
-                    fix.push(format!(
-                        "openclaw config set models.providers.{id}.baseUrl {url}"
-                    ));
-                }
+            let openclaw: Vec<String> = owner
+                .into_iter()
+                .flat_map(|p| {
+                    let onboard = p
+                        .openclaw_auth_choice
+                        .as_ref()
+                        .map(|c| format!("openclaw onboard --auth-choice {c}"));
+                    let base = p.openclaw_id.as_ref().map(|id| {
+                        format!("openclaw config set models.providers.{id}.baseUrl {url}")
+                    });
+                    onboard.into_iter().chain(base)
+                })
+                .collect();
+            if openclaw.is_empty() {
+                fix.push(format!(
+                    "This key belongs at {owner_name} ({url}): configure it for {owner_name}, not {name}."
+                ));
+            } else {
+                fix.push(format!(
+                    "This key belongs at {owner_name} ({url}); configure it for {owner_name}:"
+                ));
+                fix.extend(openclaw);
             }
             fix.push(format!(
-                "or, if you meant to use {name}, create a {name} key and use it here"
+                "If you meant to use {name}, create {} key and use it here.",
+                a(name)
             ));
         }
         None => fix.push(format!(
-            "Use this key with {owner_name}, or create a {name} key for this endpoint."
+            "Use this key with {owner_name}, or create {} key for this endpoint.",
+            a(name)
         )),
     }
     Some(Finding {
@@ -673,10 +694,11 @@ fn key_provider_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> {
         } else {
             Severity::Warn
         },
-        title: format!("a {owner_name} key was sent to {name}"),
+        title: format!("{} key was sent to {name}", a(owner_name)),
         detail: format!(
-            "The key {} has the shape of a {owner_name} key (`{}`), and it went to {} ({name}){}. Keys are not interchangeable between providers.",
+            "The key {} has the shape of {} key (`{}`), and it went to {} ({name}){}. Keys are not interchangeable between providers.",
             key_label(auth),
+            a(owner_name),
             auth.shape,
             ctx.host(),
             if ctx.failed() {
@@ -728,14 +750,20 @@ fn header_style_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> {
         return None;
     }
     let sent = record.auth.header.as_deref().unwrap_or("nowhere");
-    let note = rule.map(|r| format!(" ({})", r.note)).unwrap_or_default();
+    let note = rule.map(|r| format!(": {}", r.note)).unwrap_or_default();
     Some(Finding {
         code: "header-style-mismatch".into(),
         severity: Severity::Error,
-        title: format!(
-            "the key went in {sent}, but this endpoint reads {}",
-            header_words(expect)
-        ),
+        title: match rule.and_then(|r| r.key_shape.as_deref()) {
+            Some(shape) => format!(
+                "the key went in {sent}, but `{shape}` keys go in {} here",
+                header_words(expect)
+            ),
+            None => format!(
+                "the key went in {sent}, but this endpoint reads {}",
+                header_words(expect)
+            ),
+        },
         detail: format!(
             "{} at {}{} reads the key from {}{note}. The request carried it in {sent}, and the provider answered {}.",
             ctx.provider_name(),
@@ -757,20 +785,38 @@ fn client_gate(ctx: &Ctx<'_>) -> Option<Finding> {
     if ctx.meaning() != Some(Meaning::ClientGate) {
         return None;
     }
-    let agent = ctx
-        .record
-        .user_agent
-        .as_deref()
-        .map_or("no User-Agent".to_string(), |ua| {
-            format!("User-Agent `{ua}`")
-        });
+    let ua = ctx.record.user_agent.as_deref();
+    let agent = ua.map_or("no User-Agent".to_string(), |ua| {
+        format!("User-Agent `{ua}`")
+    });
     let name = ctx.provider_name();
+    let allowed = ua.is_some_and(|ua| {
+        ctx.provider
+            .is_some_and(|p| p.allowed_agents.iter().any(|a| ua.starts_with(a.as_str())))
+    });
+    if allowed {
+        return Some(Finding {
+            code: "client-gate".into(),
+            severity: Severity::Error,
+            title: format!(
+                "{name} turned away a client it normally allows ({agent}): most likely an outage on its side"
+            ),
+            detail: format!(
+                "{name} answered {}, its answer for clients outside its allowlist, but this request came from an allowed agent and the key got past authentication. The same answer came during a {name} incident (kimi-code #413) and went away when it was fixed.",
+                ctx.said()
+            ),
+            fix: format!(
+                "Retry in a few minutes and check {name}'s status channels; nothing in your setup needs to change."
+            ),
+            evidence: vec![ctx.record.id.clone()],
+        });
+    }
     Some(Finding {
         code: "client-gate".into(),
         severity: Severity::Error,
         title: format!("{name} refuses this client ({agent}), not the key"),
         detail: format!(
-            "{name} answered {}: it serves only the coding agents on its allowlist, which it recognises by User-Agent, and this request came with {agent}. The key itself got past authentication. The same answer has also come from {name} outages (kimi-code #413), so if your client is a supported agent, retry later.",
+            "{name} answered {}: it serves only the coding agents on its allowlist, which it recognises by User-Agent, and this request came with {agent}. The key itself got past authentication. The same answer has also come from {name} outages (kimi-code #413).",
             ctx.said()
         ),
         fix: "Use a client Kimi Code supports, or update OpenClaw: its current kimi provider identifies itself the way Kimi Code accepts (`openclaw config get models.providers.kimi` should show no custom User-Agent override). Do not fake a User-Agent by hand: Kimi Code has terminated accounts for that (openclacky #192).".into(),
@@ -795,7 +841,7 @@ fn plan_endpoint_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> {
         ctx.provider.and_then(|p| p.openclaw_id.as_deref()),
     ) {
         (Some(url), Some(id)) => format!(
-            "If you have a coding plan, use the coding endpoint:\nopenclaw config set models.providers.{id}.baseUrl {url}\n(or `openclaw onboard --auth-choice zai-coding-global` / `zai-coding-cn`)"
+            "If you have a coding plan, use the coding endpoint:\nopenclaw config set models.providers.{id}.baseUrl {url}"
         ),
         (Some(url), None) => format!("If you have a coding plan, use the coding endpoint: {url}"),
         (None, _) => format!(
@@ -816,7 +862,7 @@ fn plan_endpoint_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> {
             "{name} answered a balance error on its general endpoint: likely a coding-plan key"
         ),
         detail: format!(
-            "{} {} answered {}. A coding-plan key on the general (pay-as-you-go) endpoint gets this answer although the key and the subscription are valid (openclaw #66204); the coding plan has its own endpoint.",
+            "{}{} answered {}. A coding-plan key on the general (pay-as-you-go) endpoint gets this answer although the key and the subscription are valid (openclaw #66204); the coding plan has its own endpoint.",
             ctx.host(),
             record.path,
             ctx.said()
@@ -838,7 +884,7 @@ fn model_provider_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> 
         .find(|p| p.id != own.id && p.owns_model(model))?;
     let url = catalog
         .route_for(&owner.id, None)
-        .map(|r| format!(" ({})", r.upstream_base_url(0)))
+        .map(|r| format!(", base URL {}", r.upstream_base_url(0)))
         .unwrap_or_default();
     Some(Finding {
         code: "model-provider-mismatch".into(),
@@ -859,11 +905,11 @@ fn model_provider_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> 
         ),
         fix: match &owner.openclaw_id {
             Some(id) => format!(
-                "Use the {} provider for this model (model ref `{id}/{model}`{url}), or pick one of {}'s models.",
+                "Use the {} provider for this model: model ref `{id}/{model}`{url}. Or pick one of {}'s models.",
                 owner.name, own.name
             ),
             None => format!(
-                "Send `{model}` to {}{url}, or pick one of {}'s models.",
+                "Send `{model}` to {}{url}. Or pick one of {}'s models.",
                 owner.name, own.name
             ),
         },
@@ -1004,15 +1050,15 @@ pub fn probe_targets<'c>(catalog: &'c Catalog, record: &Exchange) -> Vec<&'c Rou
     if !has_probe || !record.auth.present || !matches!(record.status, Some(401 | 403)) {
         return Vec::new();
     }
-    let plan = plan_of(Some(route), &record.path);
+    // Probe endpoints are general-plan API paths; coding-plan hosts lay theirs out differently.
+    if plan_of(Some(route), &record.path) != Plan::General {
+        return Vec::new();
+    }
     catalog
         .routes
         .iter()
         .filter(|r| {
-            r.provider == *provider_id
-                && r.region != route.region
-                && r.plan == route.plan
-                && plan == plan_of(Some(r), "")
+            r.provider == *provider_id && r.region != route.region && r.plan == Plan::General
         })
         .collect()
 }

@@ -236,3 +236,26 @@ fn events(feed: &Feed) -> Response<ProxyBody> {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reader_that_falls_behind_is_told_how_many_it_missed() {
+        let feed = Feed::default();
+        let mut slow = feed.events.subscribe();
+        for i in 0..BACKLOG + 10 {
+            feed.publish(Bytes::from(format!("{{\"id\":\"{i}\"}}")));
+        }
+        match slow.recv().await {
+            Err(broadcast::error::RecvError::Lagged(missed)) => assert_eq!(missed, 10),
+            other => panic!("expected a lag report, got {other:?}"),
+        }
+        assert_eq!(feed.recent(3).len(), 3);
+        assert_eq!(
+            feed.recent(3)[0],
+            Bytes::from(format!("{{\"id\":\"{}\"}}", BACKLOG + 9))
+        );
+    }
+}

@@ -172,7 +172,8 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
         if e.kind == RecordKind::Tunnel {
             line.push_str(&format!("  up {} B, down {} B", e.bytes_up, e.bytes_down));
         }
-        if let Some(failure) = &e.failure {
+        // A finding says the same as the failure, with a fix: show it once.
+        if let Some(failure) = e.failure.as_ref().filter(|_| e.findings.is_empty()) {
             line.push_str(&format!("  {}", plain(&failure.message)));
         }
         line.push_str(&format!("  {:.0}ms", e.duration_ms));

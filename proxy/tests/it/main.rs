@@ -28,3 +28,6 @@ mod scenarios;
 
 /// HTTPS_PROXY mode: CONNECT interception with real clients, tunnels, the CA and its commands.
 mod forward_mode;
+
+/// The admin API: recent exchanges, the event stream (never stalls forwarding), the token.
+mod admin;

@@ -472,7 +472,7 @@ async fn c3_an_outage_gives_the_same_403_to_the_official_client() {
         ],
     )
     .await;
-    assert!(text(&records[0], "client-gate", "detail").contains("outage"));
+    assert!(text(&records[0], "client-gate", "title").contains("outage"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
