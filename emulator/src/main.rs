@@ -71,11 +71,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(path) = &args.ca_out {
-        if let Err(e) = std::fs::write(path, emulator.ca_pem()) {
-            eprintln!("authtap-emulator: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(path) = &args.ca_out
+        && let Err(e) = std::fs::write(path, emulator.ca_pem())
+    {
+        eprintln!("authtap-emulator: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
     }
     let ready = serde_json::json!({
         "addr": emulator.addr().to_string(),

@@ -279,15 +279,13 @@ fn from_object(o: &Map<String, Value>) -> Option<ProviderError> {
     }
 
     let code = o.get("code").and_then(code_string);
-    if !says_error {
-        if let Some(c) = &code {
-            if ["0", "200", "success", "ok"]
-                .iter()
-                .any(|s| c.eq_ignore_ascii_case(s))
-            {
-                return None;
-            }
-        }
+    if !says_error
+        && let Some(c) = &code
+        && ["0", "200", "success", "ok"]
+            .iter()
+            .any(|s| c.eq_ignore_ascii_case(s))
+    {
+        return None;
     }
     let mut found = ProviderError {
         kind: o.get("type").and_then(code_string).filter(|t| t != "error"),
@@ -298,17 +296,16 @@ fn from_object(o: &Map<String, Value>) -> Option<ProviderError> {
             .find_map(|k| o.get(*k).and_then(text)),
     };
     // FastAPI validation errors: `{"detail":[{"loc":..,"msg":..,"type":..}]}`.
-    if found.message.is_none() {
-        if let Some(first) = o
+    if found.message.is_none()
+        && let Some(first) = o
             .get("detail")
             .and_then(Value::as_array)
             .and_then(|d| d.first())
-        {
-            found.message = first.get("msg").and_then(text);
-            found.kind = found
-                .kind
-                .or_else(|| first.get("type").and_then(code_string));
-        }
+    {
+        found.message = first.get("msg").and_then(text);
+        found.kind = found
+            .kind
+            .or_else(|| first.get("type").and_then(code_string));
     }
     // A `type` alone is not enough: event objects such as `{"type":"message_start"}` have one.
     (says_error || found.message.is_some() || found.code.is_some()).then_some(found)
@@ -609,10 +606,11 @@ fn mark_secret(text: &[char], secret: &[u8], public_prefixes: &[&str], mask: &mu
         let Some(run) = text.get(i..i + len) else {
             continue;
         };
-        if !contains_seq(head, run) && !contains_seq(tail, run) {
-            if let Some(span) = mask.get_mut(i..i + len) {
-                span.fill(true);
-            }
+        if !contains_seq(head, run)
+            && !contains_seq(tail, run)
+            && let Some(span) = mask.get_mut(i..i + len)
+        {
+            span.fill(true);
         }
     }
 }

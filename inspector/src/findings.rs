@@ -15,7 +15,7 @@ use std::sync::Arc;
 use authtap_config::{AuthStyle, Catalog, ErrorSignature, Meaning, Plan, Provider, Route};
 
 use crate::auth::{AuthShape, Defect};
-use crate::record::{Exchange, FailureStage, Finding, Outcome, RecordKind, Severity};
+use crate::record::{Exchange, FailureStage, Finding, Mode, Outcome, RecordKind, Severity};
 
 /// How many (provider, key) pairs the session remembers before it starts over; enough for any
 /// real session, and it keeps replay's memory flat on captures of millions of records.
@@ -271,7 +271,7 @@ impl Inspector {
                     good.id,
                     good.region
                 ),
-                fix: base_url_fix(&self.catalog, route),
+                fix: base_url_fix(&self.catalog, route, record.mode),
                 evidence: vec![record.id.clone(), good.id.clone()],
             });
         }
@@ -295,7 +295,7 @@ impl Inspector {
                     "The key {label} was refused at {} in record {} and is accepted here: it is a {region} key. Whatever sent it to {} should use this endpoint instead.",
                     bad.host, bad.id, bad.host
                 ),
-                fix: base_url_fix(&self.catalog, route),
+                fix: base_url_fix(&self.catalog, route, record.mode),
                 evidence: vec![record.id.clone(), bad.id.clone()],
             });
         }
@@ -404,7 +404,7 @@ fn a(name: &str) -> String {
 
 /// The `openclaw config set` line (where the provider is known to OpenClaw) that points the
 /// provider at `route`'s real base URL, plus the authtap route to use while testing.
-fn base_url_fix(catalog: &Catalog, route: &Route) -> String {
+fn base_url_fix(catalog: &Catalog, route: &Route, mode: Mode) -> String {
     let url = route.upstream_base_url(0);
     let provider = catalog.provider(&route.provider);
     let mut lines = Vec::new();
@@ -416,10 +416,13 @@ fn base_url_fix(catalog: &Catalog, route: &Route) -> String {
             "Set the gateway's base URL for this provider to {url}"
         )),
     }
-    lines.push(format!(
-        "(while testing through authtap, use its route `{}` instead)",
-        route.name
-    ));
+    // Through HTTPS_PROXY the gateway's base URL is the real one; only base-URL mode has a route.
+    if mode == Mode::BaseUrl {
+        lines.push(format!(
+            "(while testing through authtap, use its route `{}` instead)",
+            route.name
+        ));
+    }
     lines.join("\n")
 }
 

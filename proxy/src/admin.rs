@@ -23,10 +23,13 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Either, StreamBody};
 use hyper::body::Incoming;
+use std::future::Future;
+
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
 
 use crate::forward::{ProxyBody, Shared, json_response, own_body};
 
@@ -148,7 +151,7 @@ pub async fn handle(
             );
             response
         }
-        "/_authtap/api/events" => events(&shared.feed),
+        "/_authtap/api/events" => events(&shared.feed, shared.shutdown.clone()),
         _ => error(
             StatusCode::NOT_FOUND,
             "no such admin path: try /_authtap/, /_authtap/healthz, /_authtap/api/exchanges or /_authtap/api/events",
@@ -187,6 +190,26 @@ fn refuse(
     }
 }
 
+/// A stream that ends when its token is cancelled.
+struct UntilCancelled<S> {
+    inner: S,
+    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl<S: tokio_stream::Stream + Unpin> tokio_stream::Stream for UntilCancelled<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        if self.cancelled.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::pin::Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -207,8 +230,9 @@ fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     )
 }
 
-/// The Server-Sent Events stream of finished records.
-fn events(feed: &Feed) -> Response<ProxyBody> {
+/// The Server-Sent Events stream of finished records. It ends when authtap shuts down, so an
+/// attached console does not hold up the exit.
+fn events(feed: &Feed, shutdown: CancellationToken) -> Response<ProxyBody> {
     let records = BroadcastStream::new(feed.events.subscribe()).map(|item| {
         let frame = match item {
             Ok(json) => {
@@ -226,7 +250,10 @@ fn events(feed: &Feed) -> Response<ProxyBody> {
     });
     let keepalive = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(KEEPALIVE))
         .map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from_static(b": keepalive\n\n"))));
-    let stream = records.merge(keepalive);
+    let stream = UntilCancelled {
+        inner: records.merge(keepalive),
+        cancelled: Box::pin(shutdown.cancelled_owned()),
+    };
     let mut response = Response::new(Either::Right(StreamBody::new(stream).boxed_unsync()));
     let headers = response.headers_mut();
     headers.insert(

@@ -82,10 +82,8 @@ pub fn main(command: CaCommand) -> anyhow::Result<()> {
                 print!("{}", unset_lines());
                 return Ok(());
             }
-            let (cert, _) = files(&ca)?;
             let ca_dir = crate::home::ca_dir(&crate::home::data_dir()?);
-            crate::intercept::load_ca(&ca_dir, ca_files_from_config(&ca)?.as_ref())?;
-            let bundle = write_bundle(&cert, &ca_dir)?;
+            let (cert, bundle) = prepare(&ca_dir, ca_files_from_config(&ca)?.as_ref())?;
             print!("{}", env_lines(&listen.to_string(), &cert, &bundle));
         }
     }
@@ -129,27 +127,57 @@ fn write_bundle(cert: &Path, ca_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn env_lines(listen: &str, cert: &Path, bundle: &Path) -> String {
+/// The environment that points a client at authtap (`listen`) and makes it trust the CA.
+pub fn client_env(listen: &str, cert: &Path, bundle: &Path) -> Vec<(&'static str, String)> {
     let proxy = format!("http://{listen}");
-    let no_proxy = "localhost,127.0.0.1,::1";
-    let quote = |p: &Path| shell_quote(&p.display().to_string());
-    format!(
+    let no_proxy = "localhost,127.0.0.1,::1".to_string();
+    let bundle = bundle.display().to_string();
+    vec![
+        ("HTTPS_PROXY", proxy.clone()),
+        ("https_proxy", proxy),
+        ("NO_PROXY", no_proxy.clone()),
+        ("no_proxy", no_proxy),
+        ("NODE_EXTRA_CA_CERTS", cert.display().to_string()),
+        ("NODE_USE_ENV_PROXY", "1".into()),
+        ("SSL_CERT_FILE", bundle.clone()),
+        ("REQUESTS_CA_BUNDLE", bundle.clone()),
+        ("CURL_CA_BUNDLE", bundle),
+    ]
+}
+
+/// The CA certificate (made if missing) and the bundle beside it, for a client's environment.
+pub fn prepare(
+    ca_dir: &Path,
+    files: Option<&(PathBuf, PathBuf)>,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    crate::intercept::load_ca(ca_dir, files)?;
+    let cert = match files {
+        Some((cert, _)) => cert.clone(),
+        None => ca_dir.join(CA_CERT_FILE),
+    };
+    let bundle = write_bundle(&cert, ca_dir)?;
+    Ok((cert, bundle))
+}
+
+fn env_lines(listen: &str, cert: &Path, bundle: &Path) -> String {
+    let mut out = String::from(
         "# authtap HTTPS_PROXY mode: load with  eval \"$(authtap ca env)\"  and start the client from this shell.\n\
-         # Undo with  eval \"$(authtap ca env --unset)\".\n\
-         export HTTPS_PROXY={proxy} https_proxy={proxy}\n\
-         export NO_PROXY={no_proxy} no_proxy={no_proxy}\n\
-         # Node.js: trust the CA, and let fetch() use HTTPS_PROXY (Node 22.21+/24; OpenClaw reads it anyway)\n\
-         export NODE_EXTRA_CA_CERTS={}\n\
-         export NODE_USE_ENV_PROXY=1\n\
-         # Python, curl and OpenSSL: the system roots plus the authtap CA\n\
-         export SSL_CERT_FILE={b} REQUESTS_CA_BUNDLE={b} CURL_CA_BUNDLE={b}\n",
-        quote(cert),
-        b = quote(bundle),
-    )
+         # Undo with  eval \"$(authtap ca env --unset)\". NODE_* are for Node.js (OpenClaw); SSL_CERT_FILE,\n\
+         # REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE point at the system roots plus the authtap CA.\n",
+    );
+    for (name, value) in client_env(listen, cert, bundle) {
+        out.push_str(&format!("export {name}={}\n", shell_quote(&value)));
+    }
+    out
 }
 
 fn unset_lines() -> String {
-    "unset HTTPS_PROXY https_proxy NO_PROXY no_proxy NODE_EXTRA_CA_CERTS NODE_USE_ENV_PROXY SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE\n".to_string()
+    let dummy = Path::new("");
+    let names: Vec<&str> = client_env("", dummy, dummy)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    format!("unset {}\n", names.join(" "))
 }
 
 /// Single-quote for POSIX shells when needed.

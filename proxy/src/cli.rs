@@ -26,6 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Start the proxy: forward each route to its provider and record every exchange.
     Run(RunArgs),
+    /// Run a command with authtap as its HTTPS proxy, trusted, and exit with its status:
+    /// `authtap exec -- openclaw models status --probe`.
+    Exec(crate::exec::ExecArgs),
     /// Print the routes and the base URLs to paste, then exit.
     Routes(RoutesArgs),
     /// The local CA for HTTPS_PROXY mode: where it is, what it is, and how clients trust it.
@@ -46,6 +49,79 @@ by a newer authtap.\n\n\
 Example: authtap replay capture.jsonl --fail-on error"
     )]
     Replay(ReplayArgs),
+    /// Print a running authtap's records as they finish, one line each (for a second terminal,
+    /// a pipe or a CI log).
+    #[command(
+        long_about = "Print a running authtap's records as they finish: first the last 20, then each \
+new one, one line per record as `authtap run` prints it (findings indented under it), or with --json \
+the record's JSON line exactly as authtap sent it. Every line is flushed as it is written. When the \
+connection is lost tail says so on stderr and reconnects, without printing a record twice.",
+        after_help = "Exit status: 0 when stopped or when the reader closes the pipe, 2 when authtap \
+cannot be reached at start or the URL is not usable.\n\n\
+Example: authtap tail --json | grep region-mismatch"
+    )]
+    Tail(TailArgs),
+    /// A full-screen terminal console: a live table of exchanges, the selected one's detail and
+    /// findings, a filter.
+    #[command(
+        long_about = "A full-screen terminal view of a running authtap's exchanges, newest at the \
+bottom: status, route and region, key shape, and finding codes per row; the selected exchange's \
+detail with every finding's fix below. With --replay, the same view of a capture file, findings \
+recomputed as `authtap replay` does. Press ? in the console for the keys.",
+        after_help = "Keys: Up/Down or j/k select, g/G oldest/newest, End or f follow, space pause, \
+/ filter (status:401 code:region-mismatch provider:moonshot, or any word), c clear, Tab detail, \
+? help, q quit."
+    )]
+    Console(ConsoleArgs),
+}
+
+/// Where a running authtap is, for `tail` and `console`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The running authtap's address [default: http://127.0.0.1:7401]. The consoles URL authtap
+    /// prints at start works as is; a `?token=` in it is the admin token.
+    #[arg(long, value_name = "URL")]
+    pub connect: Option<String>,
+
+    /// The admin token, needed when authtap listens on a non-loopback address (it prints it at
+    /// start).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "AUTHTAP_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Print each record as the JSON line authtap sent (the capture format) instead of a human
+    /// line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Start with the next record instead of the last 20.
+    #[arg(long)]
+    pub no_backlog: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Show a capture file instead of a running authtap (`-` reads standard input).
+    #[arg(long, value_name = "FILE", conflicts_with = "connect")]
+    pub replay: Option<PathBuf>,
+
+    /// With --replay: the config file whose catalog the rules use (the one `authtap run` was
+    /// given).
+    #[arg(long, value_name = "FILE", requires = "replay")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::sink::Recorder;
@@ -62,6 +63,8 @@ pub struct Shared {
     /// Finished records for the admin API.
     pub feed: Arc<crate::admin::Feed>,
     pub admin: crate::admin::Access,
+    /// Cancelled when authtap starts shutting down: ends long-lived admin event streams.
+    pub shutdown: CancellationToken,
 }
 
 /// What [`Shared::new`] is made from.
@@ -103,6 +106,7 @@ impl Shared {
             forward: parts.forward,
             feed: parts.feed,
             admin: parts.admin,
+            shutdown: CancellationToken::new(),
         }
     }
 

@@ -7,12 +7,15 @@ mod admin;
 mod banner;
 mod ca;
 pub mod cli;
+mod console;
+mod exec;
 mod forward;
 mod home;
 mod intercept;
 mod probe;
 mod replay;
 mod sink;
+mod tail;
 mod tee;
 mod upstream;
 
@@ -41,11 +44,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(run(args))?;
+            runtime()?.block_on(run(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Routes(args) => {
@@ -54,11 +53,21 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay(args) => Ok(replay::main(&args)),
+        Command::Tail(args) => Ok(tail::main(&args)),
+        Command::Console(args) => Ok(console::main(&args)),
+        Command::Exec(args) => runtime()?.block_on(exec::main(args)),
         Command::Ca(command) => {
             ca::main(command)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 pub(crate) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
@@ -69,11 +78,39 @@ pub(crate) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Conf
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let output = if args.quiet {
+        Output::Quiet
+    } else if args.json {
+        Output::Json
+    } else {
+        Output::Human
+    };
+    let proxy = start(args, DEFAULT_LISTEN, output).await?;
+    proxy.serve(shutdown_signal()).await;
+    Ok(())
+}
+
+/// A proxy that is listening, with its capture writer running.
+pub(crate) struct Proxy {
+    pub bound: std::net::SocketAddr,
+    pub shared: Arc<Shared>,
+    pub capture_path: std::path::PathBuf,
+    listener: TcpListener,
+    recorder: sink::Recorder,
+    writer: std::thread::JoinHandle<sink::SinkStats>,
+}
+
+/// Load the config, open the capture, bind the listener and print the banner.
+pub(crate) async fn start(
+    args: RunArgs,
+    default_listen: &str,
+    output: Output,
+) -> anyhow::Result<Proxy> {
     let config = load_config(args.config.as_deref())?;
     let settings = config.settings;
     let listen = match args.listen.or(settings.listen) {
         Some(addr) => addr,
-        None => DEFAULT_LISTEN.parse()?,
+        None => default_listen.parse()?,
     };
     if !listen.ip().is_loopback() && !args.allow_remote {
         bail!(
@@ -114,13 +151,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     })?;
     let bound = listener.local_addr()?;
 
-    let output = if args.quiet {
-        Output::Quiet
-    } else if args.json {
-        Output::Json
-    } else {
-        Output::Human
-    };
     let catalog = Arc::new(config.catalog);
     let inspector = authtap_inspector::findings::Inspector::new(catalog.clone());
     let feed = Arc::new(admin::Feed::default());
@@ -132,7 +162,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         feed.clone(),
     );
     // A listener others can reach needs a token for the admin API (and so the consoles).
-    let admin_token = (!bound_is_loopback(listen)).then(|| {
+    let admin_token = (!listen.ip().is_loopback()).then(|| {
         args.admin_token
             .clone()
             .or(settings.admin_token.clone())
@@ -175,8 +205,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let table = banner::routes_table(&shared.catalog, bound);
     match output {
-        // stdout is for records in JSON mode; the banner is a diagnostic there.
-        Output::Json | Output::Quiet => eprint!("{header}"),
+        // stdout is for records in JSON mode, and for the child under `authtap exec`.
+        Output::Json | Output::Quiet | Output::HumanStderr => eprint!("{header}"),
         Output::Human => {
             print!("{header}\n{table}\n");
             if std::io::stdout().is_terminal() {
@@ -184,42 +214,73 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
-
-    serve(listener, shared.clone()).await;
-
-    // Exchanges whose records wait for probes are not lost at exit.
-    shared.tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE * 4, shared.tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("probes still running at exit; their exchanges are recorded without them");
-    }
-    recorder.stop();
-    let stats = tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    eprintln!(
-        "authtap stopped: {} record(s) in {}",
-        stats.records,
-        capture_path.display()
-    );
-    if stats.write_failures > 0 {
-        eprintln!(
-            "warning: {} write(s) to the capture file failed; see the error above",
-            stats.write_failures
-        );
-    }
-    Ok(())
+    Ok(Proxy {
+        bound,
+        shared,
+        capture_path,
+        listener,
+        recorder,
+        writer,
+    })
 }
 
-/// Accept connections until Ctrl-C or SIGTERM, then give in-flight exchanges a moment to finish.
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+impl Proxy {
+    /// Serve until `stop` completes, then finish in-flight exchanges, write every record and say
+    /// where they are.
+    pub(crate) async fn serve(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> sink::SinkStats {
+        let Proxy {
+            shared,
+            capture_path,
+            listener,
+            recorder,
+            writer,
+            ..
+        } = self;
+        serve(listener, shared.clone(), stop).await;
+
+        // Exchanges whose records wait for probes are not lost at exit.
+        shared.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE * 4, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "probes still running at exit; their exchanges are recorded without them"
+            );
+        }
+        recorder.stop();
+        let stats = tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        eprintln!(
+            "authtap stopped: {} record(s) in {}",
+            stats.records,
+            capture_path.display()
+        );
+        if stats.write_failures > 0 {
+            eprintln!(
+                "warning: {} write(s) to the capture file failed; see the error above",
+                stats.write_failures
+            );
+        }
+        stats
+    }
+}
+
+/// Accept connections until `stop` completes, then give in-flight exchanges a moment to finish.
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -245,6 +306,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         });
     }
     drop(listener);
+    shared.shutdown.cancel();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
@@ -253,7 +315,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -273,10 +335,6 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-fn bound_is_loopback(listen: std::net::SocketAddr) -> bool {
-    listen.ip().is_loopback()
 }
 
 /// A token for the admin API when none is configured: 128 random bits, hex.

@@ -93,7 +93,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.file.display().to_string()
     };
-    let mut input: Box<dyn BufRead> = if stdin {
+    let input: Box<dyn BufRead> = if stdin {
         Box::new(io::stdin().lock())
     } else {
         let file = File::open(&args.file).with_context(|| format!("cannot read {name}"))?;
@@ -114,44 +114,24 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut inspector = Inspector::new(Arc::new(config.catalog));
     let mut summary = Summary::default();
     let mut problems = Problems::new(mode);
-    let mut unknown_fields = HashSet::new();
-    let mut line = Vec::with_capacity(8 * 1024);
+    let mut reader = CaptureReader::new(input, &name);
     let mut json = Vec::with_capacity(4 * 1024);
-    let mut number = 0u64;
-    loop {
-        let read =
-            read_line(&mut input, &mut line).with_context(|| format!("cannot read {name}"))?;
-        number += 1;
-        let ended = match read {
-            Line::Eof => break,
-            Line::Ended => true,
-            Line::Unterminated => false,
-            Line::TooLong => {
-                summary.skipped_lines += 1;
-                let message = format!("longer than {} MiB, not a record; skipped", MAX_LINE >> 20);
-                problems.add(number, message, &mut out)?;
-                continue;
-            }
-        };
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        let mut record = match parse(&line, number, ended, &mut unknown_fields)? {
-            Parsed::Record(record, notes) => {
+    while let Some(item) = reader.next_item()? {
+        let number = reader.line_number();
+        let mut record = match item {
+            Item::Record(record, notes) => {
                 for note in notes {
                     problems.add(number, note, &mut out)?;
                 }
                 record
             }
-            Parsed::Skipped(why) => {
+            Item::Skipped(why) => {
                 summary.skipped_lines += 1;
                 problems.add(number, why, &mut out)?;
                 continue;
             }
         };
-        // As the live writer does: inspect the record as forwarding made it, findings empty.
-        record.findings.clear();
-        record.findings = inspector.inspect(&record);
+        recompute_findings(&mut inspector, &mut record);
         summary.add(&record);
         match mode {
             Mode::Json => {
@@ -196,6 +176,80 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 enum Mode {
     Human { color: bool },
     Json,
+}
+
+/// A capture read record by record, as `authtap replay` reads it (and `authtap console --replay`):
+/// one line in memory at a time, lines that are not records reported and skipped, unknown fields
+/// reported once, a record from a newer authtap an error.
+pub(crate) struct CaptureReader<R> {
+    input: R,
+    /// For messages: the file's name, or "standard input".
+    name: String,
+    line: Vec<u8>,
+    number: u64,
+    unknown_fields: HashSet<String>,
+}
+
+/// One line of a capture that was not blank.
+pub(crate) enum Item {
+    /// A record as the file has it (stored findings included), and what to say about the line
+    /// (unknown fields).
+    Record(Box<Exchange>, Vec<String>),
+    /// Not a record: why, ending in "skipped".
+    Skipped(String),
+}
+
+impl<R: BufRead> CaptureReader<R> {
+    pub(crate) fn new(input: R, name: &str) -> Self {
+        CaptureReader {
+            input,
+            name: name.to_string(),
+            line: Vec::with_capacity(8 * 1024),
+            number: 0,
+            unknown_fields: HashSet::new(),
+        }
+    }
+
+    /// The number (from 1) of the line the last item came from.
+    pub(crate) fn line_number(&self) -> u64 {
+        self.number
+    }
+
+    /// The next record or skipped line; `None` at the end. An error when the input cannot be read
+    /// or a record is from a newer authtap.
+    pub(crate) fn next_item(&mut self) -> anyhow::Result<Option<Item>> {
+        loop {
+            let read = read_line(&mut self.input, &mut self.line)
+                .with_context(|| format!("cannot read {}", self.name))?;
+            self.number += 1;
+            let ended = match read {
+                Line::Eof => return Ok(None),
+                Line::Ended => true,
+                Line::Unterminated => false,
+                Line::TooLong => {
+                    let why = format!("longer than {} MiB, not a record; skipped", MAX_LINE >> 20);
+                    return Ok(Some(Item::Skipped(why)));
+                }
+            };
+            if self.line.trim_ascii().is_empty() {
+                continue;
+            }
+            return Ok(Some(
+                match parse(&self.line, self.number, ended, &mut self.unknown_fields)? {
+                    Parsed::Record(record, notes) => Item::Record(record, notes),
+                    Parsed::Skipped(why) => Item::Skipped(why),
+                },
+            ));
+        }
+    }
+}
+
+/// Replace a record's findings with the ones `inspector` gives, as the live capture writer does:
+/// the inspector sees the record as forwarding made it, findings empty. Records must come in
+/// capture order (some rules remember earlier records).
+pub(crate) fn recompute_findings(inspector: &mut Inspector, record: &mut Exchange) {
+    record.findings.clear();
+    record.findings = inspector.inspect(record);
 }
 
 /// What one read left in the buffer.

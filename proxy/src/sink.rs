@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use authtap_inspector::findings::Inspector;
-use authtap_inspector::record::{Exchange, Outcome, RecordKind, Severity};
+use authtap_inspector::record::{Exchange, Finding, Outcome, RecordKind, Severity};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -24,6 +24,8 @@ pub enum Output {
     Json,
     /// Nothing; the capture file only.
     Quiet,
+    /// One compact line per exchange on stderr, leaving stdout to a child (`authtap exec`).
+    HumanStderr,
 }
 
 enum Message {
@@ -54,6 +56,8 @@ impl Recorder {
 pub struct SinkStats {
     pub records: u64,
     pub write_failures: u64,
+    /// Per finding code: its first occurrence and how many records carried it.
+    pub findings: std::collections::BTreeMap<String, (Finding, u64)>,
 }
 
 /// Start the writer thread. It runs the inspector on each record, in order, before writing it.
@@ -65,7 +69,11 @@ pub fn spawn(
     feed: Arc<Feed>,
 ) -> (Recorder, JoinHandle<SinkStats>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let color = output == Output::Human && stdout_color();
+    let color = match output {
+        Output::Human => stdout_color(),
+        Output::HumanStderr => io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        _ => false,
+    };
     let handle = std::thread::Builder::new()
         .name("authtap-capture".into())
         .spawn(move || {
@@ -74,14 +82,24 @@ pub fn spawn(
             let mut line = Vec::with_capacity(2048);
             'outer: while let Some(first) = rx.blocking_recv() {
                 let mut next = Some(first);
-                let stdout = io::stdout();
-                let mut out = stdout.lock();
+                let mut out: Box<dyn Write> = if output == Output::HumanStderr {
+                    Box::new(io::stderr().lock())
+                } else {
+                    Box::new(io::stdout().lock())
+                };
                 while let Some(message) = next.take() {
                     let Message::Record(mut exchange) = message else {
                         flush(&mut file, &capture_path, &mut stats);
                         break 'outer;
                     };
                     exchange.findings = inspector.inspect(&exchange);
+                    for finding in &exchange.findings {
+                        stats
+                            .findings
+                            .entry(finding.code.clone())
+                            .or_insert_with(|| (finding.clone(), 0))
+                            .1 += 1;
+                    }
                     line.clear();
                     if serde_json::to_writer(&mut line, &*exchange).is_err() {
                         continue;
@@ -95,7 +113,9 @@ pub fn spawn(
                     // A closed stdout (`authtap run | head`) must not stop the capture.
                     let _ = match output {
                         Output::Json => out.write_all(&line),
-                        Output::Human => writeln!(out, "{}", human_line(&exchange, color)),
+                        Output::Human | Output::HumanStderr => {
+                            writeln!(out, "{}", human_line(&exchange, color))
+                        }
                         Output::Quiet => Ok(()),
                     };
                     next = rx.try_recv().ok();

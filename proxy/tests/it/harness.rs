@@ -298,3 +298,25 @@ pub fn random_hex(n: usize) -> String {
 
 pub const CHAT: &str = r#"{"model":"kimi-k2.5","messages":[{"role":"user","content":"Reply with OK."}],"max_tokens":8}"#;
 pub const CHAT_STREAM: &str = r#"{"messages":[{"role":"user","content":"Reply with OK."}],"model":"kimi-k2.5","stream":true}"#;
+
+/// Fails if any run of `min` or more characters of the key's secret part (after its public prefix)
+/// appears in `text`. Windows made only of hex digits must be longer to make a chance match with the
+/// hex in fingerprints and ids negligible.
+pub fn assert_no_leak(what: &str, text: &str, key: &str, public_prefix: &str) {
+    let secret: Vec<char> = key[public_prefix.len()..].chars().collect();
+    for start in 0..secret.len() {
+        let hex_only = |w: &[char]| w.iter().all(|c| c.is_ascii_hexdigit());
+        let mut len = 6;
+        if start + len <= secret.len() && hex_only(&secret[start..start + len]) {
+            len = 10;
+        }
+        if start + len > secret.len() {
+            break;
+        }
+        let window: String = secret[start..start + len].iter().collect();
+        assert!(
+            !text.contains(&window),
+            "{what} contains part of a canary key ({window:?} at {start})"
+        );
+    }
+}

@@ -31,3 +31,12 @@ mod forward_mode;
 
 /// The admin API: recent exchanges, the event stream (never stalls forwarding), the token.
 mod admin;
+
+/// The web console in headless Chromium: live rows over the event stream, details, safe rendering.
+mod web;
+
+/// The real OpenClaw through authtap, base-URL and HTTPS_PROXY (`authtap exec`) modes.
+mod openclaw_e2e;
+
+/// `authtap tail` and the terminal console (in tmux): live records, findings, keys, restore on exit.
+mod console;

@@ -3,29 +3,9 @@
 
 use authtap_emulator::Emulator;
 
-use crate::harness::{Authtap, CHAT, CHAT_STREAM, Start, client, random_alnum, random_hex, send};
-
-/// Fails if any run of `min` or more characters of the key's secret part (after its public prefix)
-/// appears in `text`. Windows made only of hex digits must be longer to make a chance match with the
-/// hex in fingerprints and ids negligible.
-fn assert_no_leak(what: &str, text: &str, key: &str, public_prefix: &str) {
-    let secret: Vec<char> = key[public_prefix.len()..].chars().collect();
-    for start in 0..secret.len() {
-        let hex_only = |w: &[char]| w.iter().all(|c| c.is_ascii_hexdigit());
-        let mut len = 6;
-        if start + len <= secret.len() && hex_only(&secret[start..start + len]) {
-            len = 10;
-        }
-        if start + len > secret.len() {
-            break;
-        }
-        let window: String = secret[start..start + len].iter().collect();
-        assert!(
-            !text.contains(&window),
-            "{what} contains part of a canary key ({window:?} at {start})"
-        );
-    }
-}
+use crate::harness::{
+    Authtap, CHAT, CHAT_STREAM, Start, assert_no_leak, client, random_alnum, random_hex, send,
+};
 
 struct Canary {
     key: String,
