@@ -31,6 +31,9 @@ pub enum Command {
     Exec(crate::exec::ExecArgs),
     /// Print the routes and the base URLs to paste, then exit.
     Routes(RoutesArgs),
+    /// OpenClaw: send its providers through authtap (wire), back (unwire), or check its config (doctor).
+    #[command(subcommand)]
+    Openclaw(crate::openclaw::OpenclawCommand),
     /// The local CA for HTTPS_PROXY mode: where it is, what it is, and how clients trust it.
     #[command(subcommand)]
     Ca(CaCommand),

@@ -12,6 +12,7 @@ mod exec;
 mod forward;
 mod home;
 mod intercept;
+mod openclaw;
 mod probe;
 mod replay;
 mod sink;
@@ -56,6 +57,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tail(args) => Ok(tail::main(&args)),
         Command::Console(args) => Ok(console::main(&args)),
         Command::Exec(args) => runtime()?.block_on(exec::main(args)),
+        Command::Openclaw(cmd) => openclaw::main(cmd),
         Command::Ca(command) => {
             ca::main(command)?;
             Ok(ExitCode::SUCCESS)

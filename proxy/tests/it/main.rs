@@ -40,3 +40,6 @@ mod openclaw_e2e;
 
 /// `authtap tail` and the terminal console (in tmux): live records, findings, keys, restore on exit.
 mod console;
+
+/// `authtap openclaw wire|unwire|doctor` on config files.
+mod openclaw_config;

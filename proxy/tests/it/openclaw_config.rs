@@ -481,7 +481,7 @@ fn doctor_reports_each_check() {
         ),
         (
             "default-model-provider-missing",
-            "error",
+            "warn",
             "provider `openrouter`",
         ),
         (
