@@ -542,6 +542,8 @@ pub struct Settings {
     pub other_hosts: Option<OtherHosts>,
     /// The admin API's token when listening on a non-loopback address.
     pub admin_token: Option<String>,
+    /// Client connections served at once.
+    pub max_connections: Option<usize>,
 }
 
 /// What HTTPS_PROXY mode does with a host it does not intercept.
@@ -573,6 +575,7 @@ struct RawFile {
     intercept: Vec<String>,
     other_hosts: Option<OtherHosts>,
     admin_token: Option<String>,
+    max_connections: Option<usize>,
     #[serde(default)]
     provider: Vec<RawProvider>,
     #[serde(default)]
@@ -653,6 +656,7 @@ impl Config {
                 .collect(),
             other_hosts: user.other_hosts,
             admin_token: user.admin_token,
+            max_connections: user.max_connections,
         };
         if settings.ca_cert.is_some() != settings.ca_key.is_some() {
             return Err(invalid(

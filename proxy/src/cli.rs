@@ -249,6 +249,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "PEM_FILE")]
     pub upstream_ca: Vec<PathBuf>,
 
+    /// Client connections served at once; more are answered 503 until some close [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a client may take to send a request's headers before its connection is closed
+    /// (against clients that trickle them) [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub header_read_timeout: Option<u64>,
+
     /// Seconds to wait for an upstream's TCP connect and TLS handshake [default: 10].
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<u64>,

@@ -65,6 +65,10 @@ pub struct Shared {
     pub admin: crate::admin::Access,
     /// Cancelled when authtap starts shutting down: ends long-lived admin event streams.
     pub shutdown: CancellationToken,
+    /// Client connections served at once; more get 503.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
 }
 
 /// What [`Shared::new`] is made from.
@@ -78,6 +82,8 @@ pub struct SharedParts {
     pub session: String,
     pub probe: bool,
     pub forward: crate::intercept::ForwardMode,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
     pub feed: Arc<crate::admin::Feed>,
     pub admin: crate::admin::Access,
 }
@@ -107,6 +113,8 @@ impl Shared {
             feed: parts.feed,
             admin: parts.admin,
             shutdown: CancellationToken::new(),
+            max_connections: parts.max_connections.max(1),
+            header_read_timeout: parts.header_read_timeout,
         }
     }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use authtap_config::Config;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
@@ -37,6 +37,13 @@ use crate::forward::Shared;
 use crate::sink::Output;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7401";
+/// Header limits on the listener (see `serve`).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+/// Enough for a gateway's connection pools with room to spare, and below the usual open-file limits
+/// once upstream connections are counted too.
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 /// How long in-flight exchanges get to finish after Ctrl-C before authtap exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -186,6 +193,11 @@ pub(crate) async fn start(
         session: session_id(),
         probe: !args.no_probe && settings.probe.unwrap_or(true),
         forward: forward_mode,
+        max_connections: args
+            .max_connections
+            .or(settings.max_connections)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        header_read_timeout: Duration::from_secs(args.header_read_timeout.unwrap_or(30).max(1)),
         feed,
         admin: admin::Access {
             token: admin_token.clone(),
@@ -281,7 +293,22 @@ async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Limits with clear answers: a header block over 64 KiB gets 431 (hyper answers it), more
+    // than 100 headers is refused, and a client that trickles its headers (slowloris) is cut off
+    // after --header-read-timeout. Bodies are not limited: they stream.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let connections = Arc::new(tokio::sync::Semaphore::new(shared.max_connections));
     let mut shutdown = std::pin::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -297,6 +324,11 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Full: answer 503 and close, rather than queue without bound or fall over.
+            tokio::spawn(too_busy(stream, shared.max_connections));
+            continue;
+        };
         let shared = shared.clone();
         let service = service_fn(move |req| forward::handle(shared.clone(), peer, req));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -305,6 +337,7 @@ async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, "client connection ended: {e}");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -315,6 +348,29 @@ async fn serve(
             tracing::warn!("exchanges still running after {}s; stopping anyway", SHUTDOWN_GRACE.as_secs());
         }
     }
+}
+
+/// The answer on a connection over the limit.
+async fn too_busy(mut stream: tokio::net::TcpStream, limit: usize) {
+    use tokio::io::AsyncWriteExt;
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "{limit} connections are open: further clients get 503 until some close (--max-connections)"
+        );
+    }
+    let body = format!(
+        "{{\"error\":{{\"type\":\"authtap_busy\",\"message\":\"authtap has {limit} connections open, its limit; retry shortly (--max-connections raises it)\"}}}}"
+    );
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
 }
 
 pub(crate) async fn shutdown_signal() {

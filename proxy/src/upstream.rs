@@ -72,6 +72,11 @@ pub fn client(options: UpstreamOptions) -> anyhow::Result<(UpstreamClient, Arc<D
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
+        // Every client that hangs up mid-stream makes h2 reset that stream on the upstream
+        // connection, and h2 counts those for the connection's whole life: at its default limit
+        // (1024) it closes the connection and fails every other request on it. Users stopping
+        // answers is normal for a proxy, and the upstreams are the providers, so no limit.
+        .http2_max_local_error_reset_streams(None)
         .build(connector);
     Ok((client, dialer))
 }

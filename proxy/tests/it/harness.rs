@@ -59,11 +59,10 @@ impl Authtap {
         let home = dir.path().join("home");
         let capture = dir.path().join("capture.jsonl");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_authtap"));
-        cmd.arg("run")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--capture")
-            .arg(&capture);
+        cmd.arg("run").arg("--listen").arg("127.0.0.1:0");
+        if !start.extra_args.iter().any(|a| a == "--capture") {
+            cmd.arg("--capture").arg(&capture);
+        }
         if start.json {
             cmd.arg("--json");
         }
@@ -121,6 +120,10 @@ impl Authtap {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -150,9 +153,10 @@ impl Authtap {
             }
             assert!(
                 Instant::now() < deadline,
-                "expected {n} records, found {}: {records:?}\nstderr: {}",
+                "expected {n} records, found {}; the last: {:?}\nstderr: {}",
                 records.len(),
-                self.stderr()
+                records.last(),
+                self.stderr().chars().take(4000).collect::<String>()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

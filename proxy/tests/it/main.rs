@@ -43,3 +43,6 @@ mod console;
 
 /// `authtap openclaw wire|unwire|doctor` on config files.
 mod openclaw_config;
+
+/// Hostile input and limits: 431s, slowloris, the connection cap, an unwritable capture, kill -9, a soak.
+mod hardening;
