@@ -408,7 +408,7 @@ pub async fn forward(
     parts.headers.remove(header::HOST);
     let upstream_req = Request::from_parts(
         parts,
-        Either::Left(RequestTee::new(body, request_side, true)),
+        Either::Left(RequestTee::new(body, request_side.clone(), true)),
     );
 
     let host = target.host.as_str();
@@ -416,6 +416,17 @@ pub async fn forward(
         tokio::time::timeout(shared.response_timeout, shared.client.request(upstream_req)).await;
     let response = match sent {
         Ok(Ok(response)) => response,
+        Ok(Err(_)) if request_side.client_failed.load(Ordering::Relaxed) => {
+            // The client went away mid-upload; nobody reads this answer.
+            if let Some(draft) = guard.0.take() {
+                draft.finish(Outcome::ClientAborted, None, Vec::new(), 0);
+            }
+            let body = serde_json::json!({"error": {
+                "type": "authtap_client_aborted",
+                "message": "the request body broke off before it was complete",
+            }});
+            return json_response(StatusCode::BAD_REQUEST, &body);
+        }
         Ok(Err(e)) => {
             let failure = upstream::classify(&e, host);
             let status = if failure.stage == FailureStage::Timeout {

@@ -3,7 +3,7 @@
 //! and a bounded prefix of the response for the provider's error. They never buffer or delay a frame.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -20,6 +20,9 @@ use crate::forward::Draft;
 pub struct RequestSide {
     pub bytes: AtomicU64,
     pub fields: OnceLock<RequestFields>,
+    /// The client's body broke off (it went away mid-upload): a failed upstream request is then
+    /// the client's doing, not the provider's.
+    pub client_failed: AtomicBool,
 }
 
 /// The request body on its way to the upstream.
@@ -70,7 +73,11 @@ impl Body for RequestTee {
                     }
                 }
             }
-            Poll::Ready(_) => this.publish(),
+            Poll::Ready(Some(Err(_))) => {
+                this.side.client_failed.store(true, Ordering::Relaxed);
+                this.publish();
+            }
+            Poll::Ready(None) => this.publish(),
             Poll::Pending => {}
         }
         polled
@@ -151,8 +158,9 @@ impl Body for ResponseTee {
             Poll::Ready(None) => this.finish(Outcome::Complete, None),
             Poll::Ready(Some(Err(e))) => {
                 let message = format!(
-                    "the response body broke off after {} bytes: {e}",
-                    this.bytes
+                    "the response body broke off after {} bytes: {}",
+                    this.bytes,
+                    crate::upstream::error_chain(e)
                 );
                 this.finish(
                     Outcome::UpstreamAborted,

@@ -264,15 +264,25 @@ pub fn classify(err: &hyper_util::client::legacy::Error, host: &str) -> Failure 
         source = e.source();
     }
     // Not a connect failure: the connection broke or the upstream spoke bad HTTP.
-    let mut words = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(e) = source {
-        words.push_str(": ");
-        words.push_str(&e.to_string());
-        source = e.source();
-    }
+    let words = error_chain(err);
     Failure {
         stage: FailureStage::Protocol,
         message: format!("{host} broke off the exchange: {words}"),
     }
+}
+
+/// An error and its causes, `outer: inner: innermost`, so the words that say what happened
+/// ("connection reset") are not lost behind a generic outer message.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut words = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !words.ends_with(&text) {
+            words.push_str(": ");
+            words.push_str(&text);
+        }
+        source = e.source();
+    }
+    words
 }

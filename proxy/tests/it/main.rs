@@ -46,3 +46,6 @@ mod openclaw_config;
 
 /// Hostile input and limits: 431s, slowloris, the connection cap, an unwritable capture, kill -9, a soak.
 mod hardening;
+
+/// Faults: TLS failures, resets before headers and mid-stream, stalls, slow upstreams, clients that leave.
+mod faults;
