@@ -544,6 +544,8 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Client connections served at once.
     pub max_connections: Option<usize>,
+    /// Rotate the capture at this many MiB.
+    pub capture_max_mb: Option<f64>,
 }
 
 /// What HTTPS_PROXY mode does with a host it does not intercept.
@@ -576,6 +578,7 @@ struct RawFile {
     other_hosts: Option<OtherHosts>,
     admin_token: Option<String>,
     max_connections: Option<usize>,
+    capture_max_mb: Option<f64>,
     #[serde(default)]
     provider: Vec<RawProvider>,
     #[serde(default)]
@@ -657,6 +660,7 @@ impl Config {
             other_hosts: user.other_hosts,
             admin_token: user.admin_token,
             max_connections: user.max_connections,
+            capture_max_mb: user.capture_max_mb,
         };
         if settings.ca_cert.is_some() != settings.ca_key.is_some() {
             return Err(invalid(

@@ -231,6 +231,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub capture: Option<PathBuf>,
 
+    /// Rotate the capture when it reaches this many MiB: the full file becomes FILE.1 (older ones
+    /// FILE.2 ... FILE.5) and a new FILE starts [default: no rotation].
+    #[arg(long, value_name = "MIB")]
+    pub capture_max_mb: Option<f64>,
+
     /// Print each record as one JSON line on stdout instead of a human line (logs go to stderr).
     #[arg(long)]
     pub json: bool,

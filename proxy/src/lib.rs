@@ -163,12 +163,18 @@ pub(crate) async fn start(
     let catalog = Arc::new(config.catalog);
     let inspector = authtap_inspector::findings::Inspector::new(catalog.clone());
     let feed = Arc::new(admin::Feed::default());
+    let rotate_at = args
+        .capture_max_mb
+        .or(settings.capture_max_mb)
+        .map(|mb| (mb * 1024.0 * 1024.0) as u64)
+        .filter(|bytes| *bytes > 0);
     let (recorder, writer) = sink::spawn(
         capture,
         capture_path.clone(),
         output,
         inspector,
         feed.clone(),
+        rotate_at,
     );
     // A listener others can reach needs a token for the admin API (and so the consoles).
     let admin_token = (!listen.ip().is_loopback()).then(|| {

@@ -67,6 +67,7 @@ pub fn spawn(
     output: Output,
     mut inspector: Inspector,
     feed: Arc<Feed>,
+    rotate_at: Option<u64>,
 ) -> (Recorder, JoinHandle<SinkStats>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let color = match output {
@@ -77,6 +78,7 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("authtap-capture".into())
         .spawn(move || {
+            let mut written = capture.metadata().map_or(0, |m| m.len());
             let mut file = BufWriter::new(capture);
             let mut stats = SinkStats::default();
             let mut line = Vec::with_capacity(2048);
@@ -109,6 +111,17 @@ pub fn spawn(
                     if let Err(e) = file.write_all(&line) {
                         write_failed(&capture_path, &e, &mut stats);
                     }
+                    written += line.len() as u64;
+                    if rotate_at.is_some_and(|max| written >= max) {
+                        flush(&mut file, &capture_path, &mut stats);
+                        match rotate(&capture_path) {
+                            Ok(fresh) => {
+                                file = BufWriter::new(fresh);
+                                written = 0;
+                            }
+                            Err(e) => write_failed(&capture_path, &e, &mut stats),
+                        }
+                    }
                     stats.records += 1;
                     // A closed stdout (`authtap run | head`) must not stop the capture.
                     let _ = match output {
@@ -128,6 +141,31 @@ pub fn spawn(
         })
         .unwrap_or_else(|e| panic!("cannot start the capture writer thread: {e}"));
     (Recorder { tx }, handle)
+}
+
+/// How many rotated captures are kept beside the current one (`.1` is the newest).
+const ROTATED_KEPT: u32 = 5;
+
+/// Move `path` to `path.1` (shifting older ones up, dropping the oldest) and open a fresh `path`.
+fn rotate(path: &std::path::Path) -> io::Result<File> {
+    let numbered = |n: u32| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    let _ = std::fs::remove_file(numbered(ROTATED_KEPT));
+    for n in (1..ROTATED_KEPT).rev() {
+        let _ = std::fs::rename(numbered(n), numbered(n + 1));
+    }
+    std::fs::rename(path, numbered(1))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 fn flush(file: &mut BufWriter<File>, path: &std::path::Path, stats: &mut SinkStats) {

@@ -362,3 +362,61 @@ async fn soak_mixed_traffic_keeps_every_record() {
         "RSS end {rss_end} KiB vs start {rss_start} KiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_capture_rotates_by_size_and_keeps_every_record() {
+    let emulator = Emulator::builder()
+        .key("api.moonshot.ai", KEY)
+        .start()
+        .await
+        .expect("emulator");
+    // About 2 KiB: a record is about 1 KiB, so the capture rotates every few exchanges.
+    let mut authtap = Authtap::start_with(Start {
+        emulator: Some(&emulator),
+        extra_args: vec!["--capture-max-mb".into(), "0.002".into()],
+        ..Start::default()
+    });
+    let client = client();
+    for _ in 0..12 {
+        let reply = send(
+            &client,
+            "POST",
+            &authtap.url("/moonshot/v1/chat/completions"),
+            &[("authorization", &format!("Bearer {KEY}"))],
+            CHAT,
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while authtap.stdout().lines().count() < 12 {
+        assert!(Instant::now() < deadline, "12 records printed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(authtap.stop().success());
+    let mut ids = Vec::new();
+    let mut files = 0;
+    for suffix in ["", ".1", ".2", ".3", ".4", ".5"] {
+        let path = format!("{}{suffix}", authtap.capture.display());
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        files += 1;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{path}");
+        assert!(
+            text.len() < 2 * 2098 + 4096,
+            "{path} is about the limit: {}",
+            text.len()
+        );
+        for line in text.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).expect("whole record");
+            ids.push(record["id"].as_str().expect("id").to_string());
+        }
+    }
+    assert!(files >= 3, "the capture rotated: {files} files");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12, "every record is in one of the files, once");
+}
