@@ -1009,4 +1009,38 @@ upstream = "http://127.0.0.1:8080/openai"
         let p: Upstream = "http://[::1]:8080".parse().expect("v6");
         assert_eq!(p.authority(), "[::1]:8080");
     }
+
+    #[test]
+    fn mangled_config_files_are_errors_never_panics() {
+        // A small deterministic generator: every failure reproduces from the seed.
+        let mut state: u64 = 0x5EED;
+        let mut next = move |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % n.max(1)
+        };
+        let base = BUILTIN_CATALOG.as_bytes();
+        let junk: [&[u8]; 8] = [b"[[", b"]]", b"=", b"\"", b"'", b"\n", b"[route]", b"{"];
+        for _ in 0..300 {
+            let mut text = base.to_vec();
+            for _ in 0..1 + next(4) {
+                let at = next(text.len());
+                match next(3) {
+                    0 => {
+                        let end = (at + next(200)).min(text.len());
+                        text.drain(at..end);
+                    }
+                    1 => {
+                        let piece = junk[next(junk.len())];
+                        text.splice(at..at, piece.iter().copied());
+                    }
+                    _ => text.truncate(at),
+                }
+            }
+            let text = String::from_utf8_lossy(&text);
+            // The mangled text is the user's file here; Ok or Err, never a panic.
+            let _ = Config::from_toml(Some("mangled.toml"), &text);
+        }
+    }
 }

@@ -484,4 +484,66 @@ mod tests {
         assert_eq!(redact_path("/v1/chat/completions"), "/v1/chat/completions");
         assert_eq!(redact_path("/x?%6Bey=abc"), "/x?%6Bey=REDACTED");
     }
+
+    #[test]
+    fn arbitrary_header_bytes_never_panic_or_reveal_more_than_prefix_and_last4() {
+        use crate::test_rng::SplitMix;
+        let catalog = Config::builtin().catalog;
+        let fp = FingerprintKey::new(&[9; 32]);
+        let longest_prefix = catalog
+            .key_shapes
+            .iter()
+            .filter_map(|s| s.prefix.as_ref().map(|p| p.chars().count()))
+            .max()
+            .unwrap_or(0)
+            .max(3);
+        let mut rng = SplitMix(0xA17A);
+        let pieces: [&[u8]; 10] = [
+            b"Bearer ",
+            b"bearer",
+            b"Basic ",
+            b" ",
+            b"\t",
+            b"\"",
+            "\u{201c}".as_bytes(),
+            b"sk-",
+            b"sk-kimi-",
+            "\u{feff}".as_bytes(),
+        ];
+        for _ in 0..5_000 {
+            let mut value = Vec::new();
+            for _ in 0..rng.below(6) {
+                if rng.chance(50) {
+                    value.extend_from_slice(pieces[rng.below(pieces.len())]);
+                } else {
+                    for _ in 0..rng.below(40) {
+                        value.push(rng.below(256) as u8);
+                    }
+                }
+            }
+            let query = String::from_utf8_lossy(&value).replace(['&', '#'], "");
+            let query = format!("key={query}&x=1");
+            let headers: [(&str, &[u8]); 3] = [
+                ("authorization", &value),
+                ("x-api-key", &value),
+                ("x-goog-api-key", &value),
+            ];
+            for credential in credentials(headers, Some(&query)) {
+                let shape = shape(&credential, &catalog, &fp);
+                let prefix = shape.prefix.as_deref().map_or(0, |p| p.chars().count());
+                assert!(prefix <= longest_prefix, "{:?}", shape.prefix);
+                assert!(
+                    shape
+                        .last4
+                        .as_deref()
+                        .is_none_or(|l| l.chars().count() == 4)
+                );
+                if shape.len < 16 {
+                    assert!(shape.last4.is_none());
+                }
+                let json = serde_json::to_string(&shape).expect("serializes");
+                assert!(!json.is_empty());
+            }
+        }
+    }
 }

@@ -142,7 +142,20 @@ pub(crate) async fn start(
     let data_dir = home::data_dir()?;
     let fingerprints = home::fingerprint_key(&data_dir)?;
     let capture_arg = args.capture.or(settings.capture);
-    let (capture, capture_path) = home::open_capture(&data_dir, capture_arg.as_deref())?;
+    // A capture that cannot be opened is said loudly, and authtap serves on: the terminal, the
+    // consoles and --json still get every record.
+    let (capture, capture_path) = match home::open_capture(&data_dir, capture_arg.as_deref()) {
+        Ok((file, path)) => (Some(file), path),
+        Err(e) => {
+            let path = capture_arg
+                .clone()
+                .unwrap_or_else(|| data_dir.join("captures"));
+            tracing::error!(
+                "{e:#}. authtap keeps forwarding, but records are not saved: they reach only the terminal and the consoles"
+            );
+            (None, path)
+        }
+    };
     let (client, dialer) = upstream::client(upstream::UpstreamOptions {
         connect_to,
         extra_roots,

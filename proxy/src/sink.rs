@@ -62,7 +62,7 @@ pub struct SinkStats {
 
 /// Start the writer thread. It runs the inspector on each record, in order, before writing it.
 pub fn spawn(
-    capture: File,
+    capture: Option<File>,
     capture_path: PathBuf,
     output: Output,
     mut inspector: Inspector,
@@ -78,8 +78,13 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("authtap-capture".into())
         .spawn(move || {
-            let mut written = capture.metadata().map_or(0, |m| m.len());
-            let mut file = BufWriter::new(capture);
+            let mut written = capture
+                .as_ref()
+                .and_then(|c| c.metadata().ok())
+                .map_or(0, |m| m.len());
+            // None: the capture could not be opened at start (said then); records still reach
+            // the terminal and the consoles, and each one is counted as not written.
+            let mut file = capture.map(BufWriter::new);
             let mut stats = SinkStats::default();
             let mut line = Vec::with_capacity(2048);
             'outer: while let Some(first) = rx.blocking_recv() {
@@ -108,15 +113,20 @@ pub fn spawn(
                     }
                     feed.publish(Bytes::copy_from_slice(&line));
                     line.push(b'\n');
-                    if let Err(e) = file.write_all(&line) {
-                        write_failed(&capture_path, &e, &mut stats);
+                    match file.as_mut() {
+                        Some(f) => {
+                            if let Err(e) = f.write_all(&line) {
+                                write_failed(&capture_path, &e, &mut stats);
+                            }
+                        }
+                        None => stats.write_failures += 1,
                     }
                     written += line.len() as u64;
-                    if rotate_at.is_some_and(|max| written >= max) {
+                    if file.is_some() && rotate_at.is_some_and(|max| written >= max) {
                         flush(&mut file, &capture_path, &mut stats);
                         match rotate(&capture_path) {
                             Ok(fresh) => {
-                                file = BufWriter::new(fresh);
+                                file = Some(BufWriter::new(fresh));
                                 written = 0;
                             }
                             Err(e) => write_failed(&capture_path, &e, &mut stats),
@@ -168,8 +178,8 @@ fn rotate(path: &std::path::Path) -> io::Result<File> {
     options.open(path)
 }
 
-fn flush(file: &mut BufWriter<File>, path: &std::path::Path, stats: &mut SinkStats) {
-    if let Err(e) = file.flush() {
+fn flush(file: &mut Option<BufWriter<File>>, path: &std::path::Path, stats: &mut SinkStats) {
+    if let Some(Err(e)) = file.as_mut().map(Write::flush) {
         write_failed(path, &e, stats);
     }
 }

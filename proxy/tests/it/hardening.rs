@@ -420,3 +420,46 @@ async fn the_capture_rotates_by_size_and_keeps_every_record() {
     ids.dedup();
     assert_eq!(ids.len(), 12, "every record is in one of the files, once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capture_path_that_cannot_be_opened_does_not_stop_forwarding() {
+    let emulator = Emulator::builder()
+        .key("api.moonshot.ai", KEY)
+        .start()
+        .await
+        .expect("emulator");
+    // /proc refuses new files: like a read-only capture path.
+    let mut authtap = Authtap::start_with(Start {
+        emulator: Some(&emulator),
+        extra_args: vec!["--capture".into(), "/proc/authtap-capture.jsonl".into()],
+        ..Start::default()
+    });
+    let reply = send(
+        &client(),
+        "POST",
+        &authtap.url("/moonshot/v1/chat/completions"),
+        &[("authorization", &format!("Bearer {KEY}"))],
+        CHAT,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "forwarding goes on");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while authtap.stdout().lines().count() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the record still reaches --json output"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(authtap.stop().success());
+    let stderr = authtap.stderr();
+    assert!(
+        stderr.contains("cannot open the capture file /proc/authtap-capture.jsonl"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("records are not saved"), "{stderr}");
+    assert!(
+        stderr.contains("1 write(s) to the capture file failed"),
+        "{stderr}"
+    );
+}
