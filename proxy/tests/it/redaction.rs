@@ -150,7 +150,36 @@ async fn canary_keys_never_leave_memory() {
         let mut authtap = authtap;
         let records = authtap.records(sent);
         assert_eq!(records.len(), sent);
+        // What the consoles read: the admin API's recent exchanges.
+        let admin = send(
+            &client,
+            "GET",
+            &authtap.url("/_authtap/api/exchanges?limit=1000"),
+            &[],
+            "",
+        )
+        .await;
+        let admin = String::from_utf8_lossy(&admin.body).to_string();
+        assert!(
+            admin.contains("\"fingerprint\""),
+            "the admin API answered records"
+        );
         assert!(authtap.stop().success());
+        // What a user pastes into a support thread: replay's timeline, summary and JSON.
+        let replay = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_authtap"))
+                .arg("replay")
+                .args(args)
+                .arg(&authtap.capture)
+                .output()
+                .expect("replay");
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        let replayed = format!("{}{}", replay(&[]), replay(&["--json"]));
         let capture = std::fs::read_to_string(&authtap.capture).expect("capture");
         let (stdout, stderr) = (authtap.stdout(), authtap.stderr());
         assert!(stderr.contains("TRACE"), "trace logging was on");
@@ -167,6 +196,8 @@ async fn canary_keys_never_leave_memory() {
             assert_no_leak("the capture", &capture, &canary.key, canary.prefix);
             assert_no_leak("stdout", &stdout, &canary.key, canary.prefix);
             assert_no_leak("stderr", &stderr, &canary.key, canary.prefix);
+            assert_no_leak("the admin API", &admin, &canary.key, canary.prefix);
+            assert_no_leak("replay output", &replayed, &canary.key, canary.prefix);
         }
         // The fingerprint lets a user match keys without seeing them.
         assert!(capture.contains("\"fingerprint\":\"hmac:"));
