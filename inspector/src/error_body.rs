@@ -517,9 +517,26 @@ pub fn scrub(
     public_prefixes: &[&str],
     key_patterns: &[&Regex],
 ) -> String {
+    // Most texts share nothing with the key (a user agent, a model name, an error message that
+    // does not echo it): a linear check of byte windows skips the character-by-character search.
+    let secrets: Vec<&[u8]> = secrets
+        .iter()
+        .copied()
+        // The search compares the secret as (lossy) text, so the check must too.
+        .filter(|secret| {
+            shares_run(
+                text.as_bytes(),
+                String::from_utf8_lossy(secret).as_bytes(),
+                MIN_RUN,
+            )
+        })
+        .collect();
+    if secrets.is_empty() && key_patterns.is_empty() {
+        return text.to_owned();
+    }
     let chars: Vec<char> = text.chars().collect();
     let mut mask = vec![false; chars.len()];
-    for secret in secrets {
+    for secret in &secrets {
         mark_secret(&chars, secret, public_prefixes, &mut mask);
     }
     if !key_patterns.is_empty() {
@@ -550,6 +567,20 @@ pub fn scrub(
         in_redaction = hidden;
     }
     out
+}
+
+/// Whether `text` and `secret` have a run of at least `min` equal bytes in common. A shared run of
+/// `min` characters implies one of `min` bytes, so `false` means the secret cannot be in the text.
+fn shares_run(text: &[u8], secret: &[u8], min: usize) -> bool {
+    if text.len() < min || secret.len() < min {
+        return false;
+    }
+    // Runs of `min` bytes (min <= 8), packed into integers, sorted for binary search.
+    let pack = |w: &[u8]| w.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    let mut windows: Vec<u64> = secret.windows(min).map(pack).collect();
+    windows.sort_unstable();
+    text.windows(min)
+        .any(|w| windows.binary_search(&pack(w)).is_ok())
 }
 
 /// Characters that surround a key by accident (a pasted newline, quotes from a config file) and
