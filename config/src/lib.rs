@@ -369,6 +369,8 @@ pub struct Catalog {
     pub error_signatures: Vec<ErrorSignature>,
     pub header_rules: Vec<HeaderRule>,
     route_index: HashMap<String, usize>,
+    /// Every key shape's pattern in one automaton: a key is matched against all in one pass.
+    shape_set: regex::RegexSet,
 }
 
 impl Catalog {
@@ -382,7 +384,8 @@ impl Catalog {
 
     /// The first key shape whose pattern matches the whole key.
     pub fn key_shape(&self, key: &str) -> Option<&KeyShape> {
-        self.key_shapes.iter().find(|s| s.pattern.is_match(key))
+        let first = self.shape_set.matches(key).iter().next()?;
+        self.key_shapes.get(first)
     }
 
     /// The first route of a provider in a region (any region when None), preferring general plans.
@@ -827,6 +830,10 @@ impl Config {
             catalog: Catalog {
                 providers,
                 routes,
+                shape_set: regex::RegexSet::new(key_shapes.iter().map(|k| k.pattern.as_str()))
+                    .map_err(|e| {
+                        invalid("key_shape".into(), format!("patterns do not combine: {e}"))
+                    })?,
                 key_shapes,
                 error_signatures,
                 header_rules,

@@ -45,8 +45,10 @@ impl FingerprintKey {
         let tag = hmac::sign(&self.0, secret.expose());
         let mut out = String::with_capacity(21);
         out.push_str("hmac:");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for b in &tag.as_ref()[..8] {
-            out.push_str(&format!("{b:02x}"));
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
         out
     }

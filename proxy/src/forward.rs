@@ -213,12 +213,23 @@ impl Draft {
                 .map(|m| shared.scrub_sent(m, &secrets));
             record.stream = fields.stream;
         }
-        record.error = shared.provider_error(
-            record.content_type.as_deref(),
-            content_encoding.as_deref(),
-            &prefix,
-            &secrets,
-        );
+        // A 2xx body is read only when it may be an error in disguise (Z.AI's monitor endpoints
+        // answer 200 with `success:false`, MiniMax's native API with `base_resp`), and only when
+        // it is not compressed (those are small JSON answers); a healthy body is not parsed.
+        let success = record.status.is_some_and(|s| (200..300).contains(&s));
+        let may_be_error = !success
+            || [&b"\"error\""[..], b"\"success\"", b"\"base_resp\""]
+                .iter()
+                .any(|needle| prefix.windows(needle.len()).any(|w| w == *needle))
+            || content_encoding.is_some();
+        if may_be_error {
+            record.error = shared.provider_error(
+                record.content_type.as_deref(),
+                content_encoding.as_deref(),
+                &prefix,
+                &secrets,
+            );
+        }
         crate::probe::record_after_probes(shared, record, secrets);
     }
 }

@@ -145,6 +145,10 @@ pub fn spawn(
                 }
                 let _ = out.flush();
                 flush(&mut file, &capture_path, &mut stats);
+                // Let records gather for a moment: under load this turns a wake-up and a write
+                // per record into one per batch (the forwarding side never waits for it), and a
+                // record still reaches the file within a few milliseconds.
+                std::thread::sleep(BATCH_PAUSE);
             }
             flush(&mut file, &capture_path, &mut stats);
             stats
@@ -152,6 +156,9 @@ pub fn spawn(
         .unwrap_or_else(|e| panic!("cannot start the capture writer thread: {e}"));
     (Recorder { tx }, handle)
 }
+
+/// How long the writer lets records gather after writing a batch.
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// How many rotated captures are kept beside the current one (`.1` is the newest).
 const ROTATED_KEPT: u32 = 5;
