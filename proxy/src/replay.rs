@@ -298,6 +298,31 @@ fn parse(
     unknown_fields: &mut HashSet<String>,
 ) -> anyhow::Result<Parsed> {
     let skip = |why: String| Ok(Parsed::Skipped(why));
+    // One pass for the usual line: straight into the record, noting any field it does not have.
+    // Anything odd takes the slow path below, which says precisely what is wrong.
+    let mut ignored = Vec::new();
+    let fast: Result<Exchange, _> =
+        serde_ignored::deserialize(&mut serde_json::Deserializer::from_slice(line), |path| {
+            ignored.push(path.to_string())
+        });
+    if let Ok(record) = fast {
+        if record.v > RECORD_VERSION {
+            bail!(
+                "line {number}: this capture was written by a newer authtap (record version {}; this one reads up to {RECORD_VERSION}): upgrade authtap",
+                record.v
+            );
+        }
+        if record.v >= 1 {
+            let mut notes = Vec::new();
+            for field in ignored {
+                if !unknown_fields.contains(&field) && unknown_fields.len() < MAX_UNKNOWN_FIELDS {
+                    notes.push(format!("unknown field `{}` ignored", shown_str(&field)));
+                    unknown_fields.insert(field);
+                }
+            }
+            return Ok(Parsed::Record(Box::new(record), notes));
+        }
+    }
     let value: Value = match serde_json::from_slice(line) {
         Ok(value) => value,
         Err(_) if !ended => {
