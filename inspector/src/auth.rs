@@ -372,16 +372,17 @@ mod tests {
         shape_of(&[("Authorization", value)], None).remove(0)
     }
 
-    const KIMI: &str = "sk-kimi-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0hIj3kLm6nOp9qRs2tUv5wXy8z";
+    const CANARY_KIMI: &str =
+        "sk-kimi-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0hIj3kLm6nOp9qRs2tUv5wXy8z";
 
     #[test]
     fn kimi_key_shows_prefix_and_last4_only() {
-        let s = one(format!("Bearer {KIMI}").as_bytes());
+        let s = one(format!("Bearer {CANARY_KIMI}").as_bytes());
         assert_eq!(s.scheme.as_deref(), Some("Bearer"));
         assert_eq!(s.shape, "kimi-coding");
         assert_eq!(s.prefix.as_deref(), Some("sk-kimi-"));
         assert_eq!(s.last4.as_deref(), Some("Xy8z"));
-        assert_eq!(s.len, KIMI.len());
+        assert_eq!(s.len, CANARY_KIMI.len());
         assert!(s.defects.is_empty(), "{:?}", s.defects);
         assert!(
             s.fingerprint
@@ -389,31 +390,31 @@ mod tests {
                 .is_some_and(|f| f.starts_with("hmac:"))
         );
         let json = serde_json::to_string(&s).expect("json");
-        assert!(!json.contains(&KIMI[8..20]), "{json}");
+        assert!(!json.contains(&CANARY_KIMI[8..20]), "{json}");
     }
 
     #[test]
     fn defects_are_named() {
-        let quoted = one(format!("Bearer \"{KIMI}\"").as_bytes());
+        let quoted = one(format!("Bearer \"{CANARY_KIMI}\"").as_bytes());
         assert_eq!(quoted.defects, vec![Defect::Quoted]);
         assert_eq!(
             quoted.shape, "kimi-coding",
             "shape is judged on the cleaned key"
         );
-        let smart = one(format!("Bearer “{KIMI}”").as_bytes());
+        let smart = one(format!("Bearer “{CANARY_KIMI}”").as_bytes());
         assert!(
             smart.defects.contains(&Defect::Quoted) && smart.defects.contains(&Defect::NonAscii)
         );
-        let doubled = one(format!("Bearer Bearer {KIMI}").as_bytes());
+        let doubled = one(format!("Bearer Bearer {CANARY_KIMI}").as_bytes());
         assert_eq!(doubled.defects, vec![Defect::DoubledScheme]);
         assert_eq!(doubled.shape, "kimi-coding");
-        let bare = one(KIMI.as_bytes());
+        let bare = one(CANARY_KIMI.as_bytes());
         assert_eq!(bare.defects, vec![Defect::MissingScheme]);
-        let trailing = one(format!("Bearer {KIMI}\t").as_bytes());
+        let trailing = one(format!("Bearer {CANARY_KIMI}\t").as_bytes());
         assert_eq!(trailing.defects, vec![Defect::TrailingWhitespace]);
-        let newline = one(format!("Bearer {KIMI}\r").as_bytes());
+        let newline = one(format!("Bearer {CANARY_KIMI}\r").as_bytes());
         assert!(newline.defects.contains(&Defect::Newline));
-        let bom = one(format!("Bearer \u{feff}{KIMI}").as_bytes());
+        let bom = one(format!("Bearer \u{feff}{CANARY_KIMI}").as_bytes());
         assert!(bom.defects.contains(&Defect::NonAscii));
         let empty = one(b"Bearer ");
         assert!(!empty.present && empty.defects.contains(&Defect::Empty));
@@ -442,7 +443,7 @@ mod tests {
             );
         }
         assert!(
-            !one(format!("Bearer {KIMI}").as_bytes())
+            !one(format!("Bearer {CANARY_KIMI}").as_bytes())
                 .defects
                 .contains(&Defect::Placeholder)
         );
@@ -460,8 +461,8 @@ mod tests {
     fn all_auth_places_are_found_in_order() {
         let shapes = shape_of(
             &[
-                ("x-api-key", KIMI.as_bytes()),
-                ("Authorization", format!("Bearer {KIMI}").as_bytes()),
+                ("x-api-key", CANARY_KIMI.as_bytes()),
+                ("Authorization", format!("Bearer {CANARY_KIMI}").as_bytes()),
                 ("cookie", b"session=abc"),
             ],
             Some("alt=sse&key=AIzaSyA1234567890abcdefghijklmnopqrstuv"),
