@@ -77,51 +77,26 @@ async fn own(args: ExecArgs) -> anyhow::Result<ExitCode> {
 
 /// Point the child at an authtap that is already running.
 async fn attached(args: ExecArgs, url: &str) -> anyhow::Result<ExitCode> {
-    let base = url.trim_end_matches('/');
-    let authority = base
-        .strip_prefix("http://")
-        .context("--attach takes an http:// URL, such as http://127.0.0.1:7401")?;
-    let health = reach(authority).await.with_context(|| {
-        format!("no authtap answers at {base}: start one with `authtap run`, or drop --attach")
-    })?;
+    let target = crate::console::source::Target::parse(Some(url), args.run.admin_token.as_deref())?;
+    let shown = target.shown.clone();
+    let health = crate::console::source::health(target)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if health.get("session").is_none() {
+        bail!("{shown} answered, but not as authtap does");
+    }
     let config = crate::load_config(args.run.config.as_deref())?;
     let ca_dir = crate::home::ca_dir(&crate::home::data_dir()?);
     let files = config.settings.ca_cert.zip(config.settings.ca_key);
     let (cert, bundle) = crate::ca::prepare(&ca_dir, files.as_ref())?;
-    if health.get("session").is_none() {
-        bail!("{base} answered, but not as authtap does");
-    }
     eprintln!(
-        "authtap exec: the child goes through the authtap at {base}; its console shows the exchanges"
+        "authtap exec: the child goes through the authtap at {shown}; its console shows the exchanges"
     );
+    let authority = shown.trim_start_matches("http://");
     let env = crate::ca::client_env(authority, &cert, &bundle);
     let mut child = spawn(&args.command, &env)?;
     let status = wait_ignoring_signals(&mut child).await?;
     Ok(exit_code(status))
-}
-
-/// `GET /_authtap/healthz` over a plain TCP connection: enough to know authtap is there.
-async fn reach(authority: &str) -> anyhow::Result<serde_json::Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(authority).await?;
-    stream
-        .write_all(
-            format!(
-                "GET /_authtap/healthz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.read_to_end(&mut answer),
-    )
-    .await
-    .context("it did not answer in 5 s")??;
-    let text = String::from_utf8_lossy(&answer);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).context("its answer is not authtap's")
 }
 
 fn spawn(command: &[OsString], env: &[(&str, String)]) -> anyhow::Result<tokio::process::Child> {

@@ -160,6 +160,43 @@ impl fmt::Display for LinkError {
     }
 }
 
+fn admin_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// `GET /_authtap/healthz` at `target`: whether an authtap answers there (with the admin token,
+/// when one is given), for `authtap exec --attach`.
+pub(crate) async fn health(target: Target) -> Result<serde_json::Value, LinkError> {
+    // Nobody reads the follower's events: it is used only for its GET.
+    let (events, _) = tokio::sync::mpsc::unbounded_channel();
+    let follower = Follower {
+        client: admin_client(),
+        target,
+        seen: Seen::default(),
+        events,
+    };
+    let response = follower
+        .get("/_authtap/healthz", "application/json")
+        .await?;
+    let body = tokio::time::timeout(ANSWER_TIMEOUT, response.into_body().collect())
+        .await
+        .map_err(|_| follower.no_answer())?
+        .map_err(|e| LinkError::new(reason(&e), None))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| {
+        LinkError::new(
+            format!(
+                "{} answered, but not as authtap does: {e}",
+                follower.target.shown
+            ),
+            None,
+        )
+    })
+}
+
 /// Follow `target` until `events` is dropped. Of the first connection's backlog only the newest
 /// `first_backlog` records are passed on (the rest are only remembered as seen); after a
 /// reconnection every unseen backlog record is.
@@ -168,12 +205,8 @@ pub(crate) async fn follow(
     first_backlog: usize,
     events: UnboundedSender<FeedEvent>,
 ) {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new()).build(connector);
     let mut follower = Follower {
-        client,
+        client: admin_client(),
         target,
         seen: Seen::default(),
         events,
