@@ -2,6 +2,10 @@
 //! key that was sent (scheme, length, public prefix, last 4, a keyed fingerprint, which provider's key
 //! it looks like, and what is wrong with it) and nothing that would let anyone use it.
 
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use authtap_config::Catalog;
 use serde::{Deserialize, Serialize};
 
@@ -107,44 +111,141 @@ pub fn credentials<'a>(
     headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     query: Option<&str>,
 ) -> Vec<Credential> {
-    let mut found: Vec<(usize, Credential)> = Vec::new();
-    for (name, value) in headers {
-        let Some(rank) = AUTH_HEADERS
-            .iter()
-            .position(|h| name.eq_ignore_ascii_case(h))
-        else {
-            continue;
-        };
-        let credential = if rank == 0 {
-            split_scheme(value)
-        } else {
-            Credential {
-                place: AUTH_HEADERS[rank].to_string(),
-                scheme: None,
-                scheme_defect: None,
-                value: Secret::new(value),
-            }
-        };
-        found.push((rank, credential));
-    }
-    if let Some(query) = query {
-        for (name, value) in query_pairs(query) {
-            if name == "key" {
-                let value = percent_decode(value);
-                found.push((
-                    AUTH_HEADERS.len(),
-                    Credential {
-                        place: "query:key".into(),
-                        scheme: None,
-                        scheme_defect: None,
-                        value: Secret::new(&value),
-                    },
-                ));
-            }
-        }
-    }
+    let mut found: Vec<(usize, Credential)> = header_credentials(headers)
+        .map(|(rank, value)| (rank, header_credential(rank, value)))
+        .collect();
+    found.extend(query_credentials(query).map(|c| (AUTH_HEADERS.len(), c)));
     found.sort_by_key(|(rank, _)| *rank);
     found.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The raw values of the auth headers in `headers`, with their rank in [`AUTH_HEADERS`].
+fn header_credentials<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> impl Iterator<Item = (usize, &'a [u8])> {
+    headers.into_iter().filter_map(|(name, value)| {
+        AUTH_HEADERS
+            .iter()
+            .position(|h| name.eq_ignore_ascii_case(h))
+            .map(|rank| (rank, value))
+    })
+}
+
+fn header_credential(rank: usize, value: &[u8]) -> Credential {
+    if rank == 0 {
+        split_scheme(value)
+    } else {
+        Credential {
+            place: AUTH_HEADERS[rank].to_string(),
+            scheme: None,
+            scheme_defect: None,
+            value: Secret::new(value),
+        }
+    }
+}
+
+/// Gemini-style `?key=` credentials.
+fn query_credentials(query: Option<&str>) -> impl Iterator<Item = Credential> + '_ {
+    query
+        .into_iter()
+        .flat_map(query_pairs)
+        .filter(|(name, _)| *name == "key")
+        .map(|(_, value)| Credential {
+            place: "query:key".into(),
+            scheme: None,
+            scheme_defect: None,
+            value: Secret::new(&percent_decode(value)),
+        })
+}
+
+/// A credential and its shape.
+pub struct Measured {
+    pub credential: Credential,
+    pub shape: AuthShape,
+    /// The header value as it came (scheme included), to know the credential again.
+    raw: Secret,
+    rank: usize,
+}
+
+/// Measures the credentials of requests, each distinct one once: a gateway sends the same key with
+/// every request, and measuring a key (an HMAC for its fingerprint, the catalog's key shapes) cost
+/// more than all the rest of an exchange's record (bench/). Holds keys only as [`Secret`]s, which
+/// are wiped when forgotten; remembers at most [`Measurer::REMEMBERED`] of them, then starts over.
+pub struct Measurer {
+    catalog: Arc<Catalog>,
+    fingerprints: FingerprintKey,
+    known: Mutex<HashMap<u64, Vec<Arc<Measured>>>>,
+    hasher: RandomState,
+}
+
+impl Measurer {
+    /// More distinct keys than any gateway sends; past it the memory is cleared and refilled.
+    pub const REMEMBERED: usize = 1024;
+
+    pub fn new(catalog: Arc<Catalog>, fingerprints: FingerprintKey) -> Self {
+        Measurer {
+            catalog,
+            fingerprints,
+            known: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Every credential in a request's headers and query string, measured, in the order of
+    /// [`credentials`].
+    pub fn measure<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        query: Option<&str>,
+    ) -> Vec<Arc<Measured>> {
+        let mut found: Vec<Arc<Measured>> = header_credentials(headers)
+            .map(|(rank, value)| self.header(rank, value))
+            .collect();
+        // A key in the URL is rare and not remembered.
+        found.extend(query_credentials(query).map(|credential| {
+            Arc::new(Measured {
+                shape: shape(&credential, &self.catalog, &self.fingerprints),
+                credential,
+                raw: Secret::new(b""),
+                rank: AUTH_HEADERS.len(),
+            })
+        }));
+        found.sort_by_key(|m| m.rank);
+        found
+    }
+
+    fn header(&self, rank: usize, value: &[u8]) -> Arc<Measured> {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one((rank, value));
+        let same = |m: &&Arc<Measured>| m.rank == rank && m.raw.expose() == value;
+        if let Some(known) = self
+            .lock()
+            .get(&hash)
+            .and_then(|list| list.iter().find(same).cloned())
+        {
+            return known;
+        }
+        let credential = header_credential(rank, value);
+        let measured = Arc::new(Measured {
+            shape: shape(&credential, &self.catalog, &self.fingerprints),
+            credential,
+            raw: Secret::new(value),
+            rank,
+        });
+        let mut known = self.lock();
+        if known.len() >= Self::REMEMBERED {
+            known.clear();
+        }
+        known.entry(hash).or_default().push(measured.clone());
+        measured
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Vec<Arc<Measured>>>> {
+        // The map stays whole whatever a panicking holder did: it only ever gains whole entries.
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 fn split_scheme(value: &[u8]) -> Credential {

@@ -245,12 +245,33 @@ impl JsonFieldScanner {
     }
 
     /// Feeds the next chunk. Chunks may split tokens, escapes or UTF-8 sequences anywhere.
-    pub fn feed(&mut self, chunk: &[u8]) {
-        for &b in chunk {
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        while let Some((&b, rest)) = chunk.split_first() {
             if self.done() {
                 return;
             }
-            self.step(b);
+            if let State::Skip { depth, in_str, esc } = self.state {
+                // Most of a body is skipped (the `messages` array): jump over the bytes that
+                // cannot change the skip state instead of stepping through them one by one.
+                let plain = if in_str && !esc {
+                    memchr::memchr2(b'"', b'\\', chunk).unwrap_or(chunk.len())
+                } else if !in_str {
+                    chunk
+                        .iter()
+                        .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))
+                        .unwrap_or(chunk.len())
+                } else {
+                    0
+                };
+                if plain > 0 {
+                    chunk = &chunk[plain..];
+                    continue;
+                }
+                self.skip(b, depth, in_str, esc);
+            } else {
+                self.step(b);
+            }
+            chunk = rest;
         }
     }
 

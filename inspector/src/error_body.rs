@@ -13,6 +13,8 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
+
+use crate::secret::Secret;
 use serde_json::{Map, Value};
 use std::io::Read;
 
@@ -49,7 +51,7 @@ const INNER_STAGE_CAP: usize = 4 << 20;
 const REDACTED: &str = "[redacted]";
 /// Shorter fragments of a key than this are left alone: they cannot be told apart from ordinary
 /// words, and they are all a masked echo (`****fcc2`) shows.
-const MIN_RUN: usize = 5;
+const MIN_RUN: usize = crate::secret::RUN;
 /// Providers echo the last four characters of a key as a masked hint; keeping them lets a user
 /// see which key was sent.
 const TAIL_KEPT: usize = 4;
@@ -513,23 +515,16 @@ fn cap_chars(s: &str, cap: usize) -> String {
 /// a provider's support.
 pub fn scrub(
     text: &str,
-    secrets: &[&[u8]],
+    secrets: &[&Secret],
     public_prefixes: &[&str],
     key_patterns: &[&Regex],
 ) -> String {
     // Most texts share nothing with the key (a user agent, a model name, an error message that
-    // does not echo it): a linear check of byte windows skips the character-by-character search.
+    // does not echo it): a check of byte windows skips the character-by-character search.
     let secrets: Vec<&[u8]> = secrets
         .iter()
-        .copied()
-        // The search compares the secret as (lossy) text, so the check must too.
-        .filter(|secret| {
-            shares_run(
-                text.as_bytes(),
-                String::from_utf8_lossy(secret).as_bytes(),
-                MIN_RUN,
-            )
-        })
+        .filter(|secret| secret.shares_run_with(text.as_bytes()))
+        .map(|secret| secret.expose())
         .collect();
     if secrets.is_empty() && key_patterns.is_empty() {
         return text.to_owned();
@@ -567,20 +562,6 @@ pub fn scrub(
         in_redaction = hidden;
     }
     out
-}
-
-/// Whether `text` and `secret` have a run of at least `min` equal bytes in common. A shared run of
-/// `min` characters implies one of `min` bytes, so `false` means the secret cannot be in the text.
-fn shares_run(text: &[u8], secret: &[u8], min: usize) -> bool {
-    if text.len() < min || secret.len() < min {
-        return false;
-    }
-    // Runs of `min` bytes (min <= 8), packed into integers, sorted for binary search.
-    let pack = |w: &[u8]| w.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-    let mut windows: Vec<u64> = secret.windows(min).map(pack).collect();
-    windows.sort_unstable();
-    text.windows(min)
-        .any(|w| windows.binary_search(&pack(w)).is_ok())
 }
 
 /// Characters that surround a key by accident (a pasted newline, quotes from a config file) and
@@ -1358,7 +1339,7 @@ mod tests {
     ];
 
     fn scrub1(text: &str, secret: &str) -> String {
-        scrub(text, &[secret.as_bytes()], &PREFIXES, &[])
+        scrub(text, &[&Secret::new(secret.as_bytes())], &PREFIXES, &[])
     }
 
     #[test]
@@ -1428,7 +1409,7 @@ mod tests {
         );
         assert_eq!(scrub1("the test key", "test"), "the test key");
         assert_eq!(scrub1("the  key", " key "), "the  key");
-        assert_eq!(scrub("abc", &[b""], &PREFIXES, &[]), "abc");
+        assert_eq!(scrub("abc", &[&Secret::new(b"")], &PREFIXES, &[]), "abc");
     }
 
     #[test]
@@ -1463,7 +1444,7 @@ mod tests {
         assert_eq!(
             scrub(
                 "x \u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD} y",
-                &[b"\xFF\xFE\xFD\xFC\xFB\xFA"],
+                &[&Secret::new(b"\xFF\xFE\xFD\xFC\xFB\xFA")],
                 &[],
                 &[]
             ),
@@ -1490,7 +1471,7 @@ mod tests {
         assert_eq!(
             scrub(
                 &format!("{a}{b} and {b}"),
-                &[a.as_bytes(), b.as_bytes()],
+                &[&Secret::new(a.as_bytes()), &Secret::new(b.as_bytes())],
                 &PREFIXES,
                 &[]
             ),
@@ -1505,11 +1486,31 @@ mod tests {
             .collect();
         let mut text = "lorem ipsum dolor ".repeat(3600);
         text.insert_str(30_000, &key);
-        let out = scrub(&text, &[key.as_bytes()], &[], &[]);
+        let out = scrub(&text, &[&Secret::new(key.as_bytes())], &[], &[]);
         assert_eq!(out.len(), text.len() - key.len() + REDACTED.len());
     }
 
     use crate::test_rng::SplitMix;
+
+    /// The quick check that a text may hold a secret agrees with the obvious search, over a small
+    /// alphabet so that shared runs are common.
+    #[test]
+    fn shared_runs_agree_with_a_plain_search() {
+        let mut rng = SplitMix(0x5eed_0005);
+        for _ in 0..3000 {
+            let word = |rng: &mut SplitMix, len: usize| -> Vec<u8> {
+                (0..len).map(|_| b"abc"[rng.below(3)]).collect()
+            };
+            let text_len = rng.below(150);
+            let text = word(&mut rng, text_len);
+            let secret_len = rng.below(40);
+            let secret = word(&mut rng, secret_len);
+            let plain = text
+                .windows(MIN_RUN)
+                .any(|w| secret.windows(MIN_RUN).any(|s| s == w));
+            assert_eq!(Secret::new(&secret).shares_run_with(&text), plain);
+        }
+    }
 
     const KEY_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
@@ -1574,7 +1575,7 @@ mod tests {
             } else {
                 key.clone()
             };
-            let out = scrub(&text, &[sent.as_bytes()], &PREFIXES, &[]);
+            let out = scrub(&text, &[&Secret::new(sent.as_bytes())], &PREFIXES, &[]);
 
             // What may survive: pieces of the public prefix, and fragments shorter than MIN_RUN
             // (the last four characters among them).
@@ -1615,7 +1616,7 @@ mod tests {
                     .collect()
             };
             let prefix = String::from_utf8_lossy(&secret[..secret.len().min(3)]).into_owned();
-            let out = scrub(&text, &[&secret], &[&prefix, ""], &[&re]);
+            let out = scrub(&text, &[&Secret::new(&secret)], &[&prefix, ""], &[&re]);
             assert!(out.len() <= text.len() * REDACTED.len() + 1);
         }
     }

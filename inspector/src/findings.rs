@@ -46,10 +46,10 @@ struct KeySeen {
 /// Inspects records in order.
 pub struct Inspector {
     catalog: Arc<Catalog>,
-    /// (provider, fingerprint) → where that key was accepted.
-    accepted: HashMap<(String, String), Vec<Place>>,
-    /// (provider, fingerprint) → where that key was refused.
-    refused: HashMap<(String, String), Vec<Place>>,
+    /// Where each key was accepted.
+    accepted: Places,
+    /// Where each key was refused.
+    refused: Places,
     /// provider → keys it has seen, in order of first use.
     keys: HashMap<String, Vec<KeySeen>>,
 }
@@ -117,8 +117,8 @@ impl Inspector {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         Inspector {
             catalog,
-            accepted: HashMap::new(),
-            refused: HashMap::new(),
+            accepted: Places::default(),
+            refused: Places::default(),
             keys: HashMap::new(),
         }
     }
@@ -207,23 +207,29 @@ impl Inspector {
         else {
             return;
         };
-        let place = Place {
-            route: record.route.clone().unwrap_or_default(),
-            region: record.region.clone().unwrap_or_default(),
-            plan: plan_of(ctx.route, &record.path),
-            host: record.host.clone().unwrap_or_default(),
-            id: record.id.clone(),
-        };
-        let key = (provider.clone(), fingerprint.clone());
-        if (200..300).contains(&ctx.status) {
-            remember_place(&mut self.accepted, key, place);
+        let places = if (200..300).contains(&ctx.status) {
+            Some(&mut self.accepted)
         } else if ctx.refused() {
-            remember_place(&mut self.refused, key, place);
+            Some(&mut self.refused)
+        } else {
+            None
+        };
+        if let Some(places) = places {
+            places.remember(
+                provider,
+                fingerprint,
+                record,
+                plan_of(ctx.route, &record.path),
+            );
         }
         if record.kind != RecordKind::Exchange {
             return;
         }
-        let seen = self.keys.entry(provider.clone()).or_default();
+        // Looked up before inserting: nearly every record is from a provider already seen.
+        let seen = match self.keys.get_mut(provider.as_str()) {
+            Some(seen) => seen,
+            None => self.keys.entry(provider.clone()).or_default(),
+        };
         if let Some(k) = seen.iter_mut().find(|k| &k.fingerprint == fingerprint) {
             k.count += 1;
         } else if seen.len() < MAX_KEYS_PER_PROVIDER {
@@ -242,17 +248,16 @@ impl Inspector {
         let record = ctx.record;
         let (provider, fingerprint) =
             (record.provider.as_ref()?, record.auth.fingerprint.as_ref()?);
-        let key = (provider.clone(), fingerprint.clone());
         let region = record.region.as_deref().unwrap_or_default();
         let plan = plan_of(ctx.route, &record.path);
         let name = ctx.provider_name();
-        let label = key_label(&record.auth);
         if ctx.refused() {
             let good = self
                 .accepted
-                .get(&key)?
+                .get(provider, fingerprint)?
                 .iter()
                 .find(|p| p.region != region && p.plan == plan)?;
+            let label = key_label(&record.auth);
             let route = self.catalog.route(&good.route)?;
             return Some(Finding {
                 code: "region-mismatch".into(),
@@ -278,9 +283,10 @@ impl Inspector {
         if (200..300).contains(&ctx.status) {
             let bad = self
                 .refused
-                .get(&key)?
+                .get(provider, fingerprint)?
                 .iter()
                 .find(|p| p.region != region && p.plan == plan)?;
+            let label = key_label(&record.auth);
             let route = ctx.route?;
             return Some(Finding {
                 code: "region-mismatch".into(),
@@ -353,20 +359,45 @@ impl Inspector {
     }
 }
 
-fn remember_place(
-    map: &mut HashMap<(String, String), Vec<Place>>,
-    key: (String, String),
-    place: Place,
-) {
-    if map.len() >= MAX_TRACKED_KEYS && !map.contains_key(&key) {
-        map.clear();
+/// Where keys were accepted (or refused): provider → fingerprint → places, so that a record is
+/// looked up by its own strings, without building a key.
+#[derive(Default)]
+struct Places {
+    by_provider: HashMap<String, HashMap<String, Vec<Place>>>,
+    keys: usize,
+}
+
+impl Places {
+    fn get(&self, provider: &str, fingerprint: &str) -> Option<&Vec<Place>> {
+        self.by_provider.get(provider)?.get(fingerprint)
     }
-    let places = map.entry(key).or_default();
-    if !places
-        .iter()
-        .any(|p| p.route == place.route && p.plan == place.plan)
-    {
-        places.push(place);
+
+    /// Add where `record` went, unless a place with its route and plan is there already.
+    fn remember(&mut self, provider: &str, fingerprint: &str, record: &Exchange, plan: Plan) {
+        let route = record.route.as_deref().unwrap_or_default();
+        let known = self.get(provider, fingerprint);
+        if known.is_some_and(|places| places.iter().any(|p| p.route == route && p.plan == plan)) {
+            return;
+        }
+        if known.is_none() {
+            if self.keys >= MAX_TRACKED_KEYS {
+                self.by_provider.clear();
+                self.keys = 0;
+            }
+            self.keys += 1;
+        }
+        self.by_provider
+            .entry(provider.to_owned())
+            .or_default()
+            .entry(fingerprint.to_owned())
+            .or_default()
+            .push(Place {
+                route: route.to_owned(),
+                region: record.region.clone().unwrap_or_default(),
+                plan,
+                host: record.host.clone().unwrap_or_default(),
+                id: record.id.clone(),
+            });
     }
 }
 

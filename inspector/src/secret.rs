@@ -5,29 +5,65 @@
 //! bytes is [`Secret::expose`], used by the few functions that measure a key (shape, fingerprint,
 //! scrubbing echoes), all in this crate.
 
+use std::sync::OnceLock;
+
 use ring::hmac;
 use zeroize::Zeroizing;
 
 /// A credential exactly as the client sent it (after the auth scheme, if any).
-pub struct Secret(Zeroizing<Vec<u8>>);
+pub struct Secret {
+    bytes: Zeroizing<Vec<u8>>,
+    /// Every run of [`RUN`] bytes of the secret (as text), packed and sorted, made on first use:
+    /// they let a scrub tell in a few comparisons that a text cannot hold the secret. Key
+    /// material too, so wiped with it.
+    runs: OnceLock<Zeroizing<Vec<u64>>>,
+}
+
+/// The length of the runs in [`Secret::runs`]: the shortest shared run that counts as an echo.
+pub const RUN: usize = 5;
 
 impl Secret {
     pub fn new(bytes: &[u8]) -> Self {
-        Secret(Zeroizing::new(bytes.to_vec()))
+        Secret {
+            bytes: Zeroizing::new(bytes.to_vec()),
+            runs: OnceLock::new(),
+        }
     }
 
     /// The raw bytes. Callers must not copy them anywhere that outlives the call.
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
     }
+
+    /// Whether `text` has a run of [`RUN`] bytes in common with the secret (compared as lossy
+    /// text, as the scrub compares): `false` means the secret cannot be in the text. A binary
+    /// search per window of the text, with no allocation once the runs are made.
+    pub(crate) fn shares_run_with(&self, text: &[u8]) -> bool {
+        let runs = self.runs.get_or_init(|| {
+            let text = String::from_utf8_lossy(&self.bytes);
+            let mut runs: Vec<u64> = text.as_bytes().windows(RUN).map(pack).collect();
+            runs.sort_unstable();
+            runs.dedup();
+            Zeroizing::new(runs)
+        });
+        !runs.is_empty()
+            && text
+                .windows(RUN)
+                .any(|w| runs.binary_search(&pack(w)).is_ok())
+    }
+}
+
+/// A run of at most 8 bytes as one integer.
+fn pack(run: &[u8]) -> u64 {
+    run.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 /// The per-install key of the keyed fingerprint: two records of one install can be compared, but a

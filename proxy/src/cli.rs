@@ -276,4 +276,8 @@ pub struct RunArgs {
     /// Seconds to wait for an upstream's response headers [default: 600].
     #[arg(long, value_name = "SECS")]
     pub response_timeout: Option<u64>,
+
+    /// Threads that serve connections, each with its share of them [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
+    pub threads: Option<usize>,
 }

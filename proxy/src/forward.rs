@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use authtap_config::{Catalog, Route};
-use authtap_inspector::auth::{self, AuthShape, Credential};
+use authtap_inspector::auth::{self, AuthShape, Measured, Measurer};
 use authtap_inspector::error_body::{self, ProviderError};
 use authtap_inspector::record::{Exchange, Failure, FailureStage, Mode, Outcome, RecordKind};
-use authtap_inspector::secret::FingerprintKey;
+use authtap_inspector::secret::{FingerprintKey, Secret};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -44,7 +44,8 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     pub client: UpstreamClient,
     pub dialer: Arc<Dialer>,
-    pub fingerprints: FingerprintKey,
+    /// Measures the keys requests carry (each distinct one once).
+    pub keys: Measurer,
     pub recorder: Recorder,
     pub response_timeout: Duration,
     /// Prefix of record ids, unique per run.
@@ -67,6 +68,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Client connections served at once; more get 503.
     pub max_connections: usize,
+    /// One permit per open client connection, `max_connections` in all.
+    pub connections: Arc<tokio::sync::Semaphore>,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
 }
@@ -90,17 +93,17 @@ pub struct SharedParts {
 
 impl Shared {
     pub fn new(parts: SharedParts) -> Self {
-        let public_prefixes = parts
+        let public_prefixes: Vec<String> = parts
             .catalog
             .key_shapes
             .iter()
             .filter_map(|s| s.prefix.clone())
             .collect();
         Shared {
+            keys: Measurer::new(parts.catalog.clone(), parts.fingerprints),
             catalog: parts.catalog,
             client: parts.client,
             dialer: parts.dialer,
-            fingerprints: parts.fingerprints,
             recorder: parts.recorder,
             response_timeout: parts.response_timeout,
             session: parts.session,
@@ -114,6 +117,7 @@ impl Shared {
             admin: parts.admin,
             shutdown: CancellationToken::new(),
             max_connections: parts.max_connections.max(1),
+            connections: Arc::new(tokio::sync::Semaphore::new(parts.max_connections.max(1))),
             header_read_timeout: parts.header_read_timeout,
         }
     }
@@ -132,7 +136,7 @@ impl Shared {
         content_type: Option<&str>,
         content_encoding: Option<&str>,
         prefix: &[u8],
-        secrets: &[Credential],
+        secrets: &[Arc<Measured>],
     ) -> Option<ProviderError> {
         if prefix.is_empty() {
             return None;
@@ -149,7 +153,7 @@ impl Shared {
 
     /// Remove key material (the request's own keys, and anything key-shaped) from text that came
     /// from a provider.
-    pub fn scrub(&self, text: &str, secrets: &[Credential]) -> String {
+    pub fn scrub(&self, text: &str, secrets: &[Arc<Measured>]) -> String {
         let patterns: Vec<&regex::Regex> =
             self.catalog.key_shapes.iter().map(|s| &s.search).collect();
         self.scrub_with(text, secrets, &patterns)
@@ -157,12 +161,17 @@ impl Shared {
 
     /// Remove the request's own keys from text the client sent (user agent, model): the key-shape
     /// patterns are skipped there, since they cost a regex pass per field on every request.
-    fn scrub_sent(&self, text: &str, secrets: &[Credential]) -> String {
+    fn scrub_sent(&self, text: &str, secrets: &[Arc<Measured>]) -> String {
         self.scrub_with(text, secrets, &[])
     }
 
-    fn scrub_with(&self, text: &str, secrets: &[Credential], patterns: &[&regex::Regex]) -> String {
-        let secrets: Vec<&[u8]> = secrets.iter().map(|c| c.value.expose()).collect();
+    fn scrub_with(
+        &self,
+        text: &str,
+        secrets: &[Arc<Measured>],
+        patterns: &[&regex::Regex],
+    ) -> String {
+        let secrets: Vec<&Secret> = secrets.iter().map(|m| &m.credential.value).collect();
         let prefixes: Vec<&str> = self.public_prefixes.iter().map(String::as_str).collect();
         error_body::scrub(text, &secrets, &prefixes, patterns)
     }
@@ -174,7 +183,7 @@ pub struct Draft {
     shared: Arc<Shared>,
     record: Exchange,
     /// The request's credentials, the one the provider reads first.
-    secrets: Vec<Credential>,
+    secrets: Vec<Arc<Measured>>,
     started: Instant,
     request: Arc<RequestSide>,
     content_encoding: Option<String>,
@@ -220,7 +229,7 @@ impl Draft {
         let may_be_error = !success
             || [&b"\"error\""[..], b"\"success\"", b"\"base_resp\""]
                 .iter()
-                .any(|needle| prefix.windows(needle.len()).any(|w| w == *needle))
+                .any(|needle| memchr::memmem::find(&prefix, needle).is_some())
             || content_encoding.is_some();
         if may_be_error {
             record.error = shared.provider_error(
@@ -270,10 +279,10 @@ pub async fn handle(
 }
 
 /// Where a request goes, once its mode has been worked out.
-pub struct Target {
+pub struct Target<'a> {
     pub mode: Mode,
     /// The catalog route it belongs to, if any.
-    pub route: Option<Route>,
+    pub route: Option<&'a Route>,
     pub https: bool,
     pub host: String,
     /// `host[:port]`.
@@ -303,7 +312,7 @@ async fn base_url(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Proxy
         return json_response(StatusCode::BAD_REQUEST, &body);
     }
     let route_name = path[1..].split('/').next().unwrap_or("").to_string();
-    let Some(route) = shared.catalog.route(&route_name).cloned() else {
+    let Some(route) = shared.catalog.route(&route_name) else {
         let (mut record, _) = new_record(&shared, &req, None, Mode::BaseUrl, &path_and_query, ts);
         record.status = Some(404);
         record.outcome = Outcome::UnknownRoute;
@@ -325,7 +334,7 @@ async fn base_url(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Proxy
         path: upstream_path,
         route: Some(route),
     };
-    forward(shared, req, target, started, ts).await
+    forward(shared.clone(), req, target, started, ts).await
 }
 
 /// A record for `req` with its auth measured, and the credentials (the one the provider reads
@@ -337,8 +346,8 @@ pub fn new_record(
     mode: Mode,
     path: &str,
     ts: String,
-) -> (Exchange, Vec<Credential>) {
-    let mut credentials = auth::credentials(
+) -> (Exchange, Vec<Arc<Measured>>) {
+    let mut credentials = shared.keys.measure(
         req.headers()
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes())),
@@ -373,18 +382,12 @@ pub fn new_record(
 pub async fn forward(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-    target: Target,
+    target: Target<'_>,
     started: Instant,
     ts: String,
 ) -> Response<ProxyBody> {
-    let (mut record, secrets) = new_record(
-        &shared,
-        &req,
-        target.route.as_ref(),
-        target.mode,
-        &target.path,
-        ts,
-    );
+    let (mut record, secrets) =
+        new_record(&shared, &req, target.route, target.mode, &target.path, ts);
     record.host = Some(target.host.clone());
     let scheme = if target.https { "https" } else { "http" };
     let uri = format!("{scheme}://{}{}", target.authority, target.path);
@@ -499,20 +502,18 @@ pub async fn forward(
 fn shapes(
     shared: &Shared,
     route: Option<&Route>,
-    credentials: &mut [Credential],
+    credentials: &mut [Arc<Measured>],
 ) -> (AuthShape, Vec<AuthShape>) {
     let expected = route
         .and_then(|r| shared.catalog.provider(&r.provider))
         .map(|p| p.auth.header());
     if let Some(primary) = credentials
         .iter()
-        .position(|c| Some(c.place.as_str()) == expected)
+        .position(|m| Some(m.credential.place.as_str()) == expected)
     {
         credentials[..=primary].rotate_right(1);
     }
-    let mut shapes = credentials
-        .iter()
-        .map(|c| auth::shape(c, &shared.catalog, &shared.fingerprints));
+    let mut shapes = credentials.iter().map(|m| m.shape.clone());
     match shapes.next() {
         Some(main) => (main, shapes.collect()),
         None => (AuthShape::absent(), Vec::new()),
@@ -585,9 +586,26 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<P
     response
 }
 
-/// Remove the headers that belong to one connection (RFC 9110 section 7.6.1), including those the
-/// Connection header names. Proxy-Authorization is for a proxy, so it is never passed on.
+/// Headers that belong to one connection (RFC 9110 section 7.6.1), and Proxy-Authorization and
+/// Proxy-Authenticate, which are for a proxy and never passed on.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Remove the hop-by-hop headers, including those the Connection header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests and answers carry none: one look at the names, nothing removed.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -595,20 +613,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
 }
@@ -639,10 +644,33 @@ fn version_name(version: Version) -> &'static str {
 
 /// Now, RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(FORMAT)
-        .unwrap_or_default()
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    thread_local! {
+        /// The last second formatted on this thread: formatting a date is most of the cost, and
+        /// under load many records share a second.
+        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (second, millis) = (since_epoch.as_secs(), since_epoch.subsec_millis());
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            let at = i64::try_from(second)
+                .ok()
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            *text = at.format(FORMAT).unwrap_or_default();
+            *cached = second;
+        }
+        let mut out = String::with_capacity(text.len() + 5);
+        out.push_str(text);
+        out.push('.');
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
+        out.push('Z');
+        out
+    })
 }

@@ -325,13 +325,13 @@ async fn intercepted_request(
     };
     let target = Target {
         mode: Mode::Forward,
-        route: shared.catalog.route_for_host(&host, port, &path).cloned(),
+        route: shared.catalog.route_for_host(&host, port, &path),
         https: true,
         host,
         authority,
         path,
     };
-    forward(shared, req, target, started, ts).await
+    forward(shared.clone(), req, target, started, ts).await
 }
 
 /// An absolute-form request (`GET http://host/path`): a client using authtap as HTTP_PROXY.
@@ -371,11 +371,11 @@ pub async fn absolute(
         .to_string();
     let target = Target {
         mode: Mode::Forward,
-        route: shared.catalog.route_for_host(&host, port, &path).cloned(),
+        route: shared.catalog.route_for_host(&host, port, &path),
         https,
         authority: authority.to_string(),
         host,
         path,
     };
-    forward(shared, req, target, started, ts).await
+    forward(shared.clone(), req, target, started, ts).await
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authtap_config::Route;
-use authtap_inspector::auth::Credential;
+use authtap_inspector::auth::Measured;
 use authtap_inspector::record::{Exchange, Failure, FailureStage, Outcome, RecordKind};
 use bytes::Bytes;
 use http::{HeaderValue, Request};
@@ -26,7 +26,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_PROBED: usize = 4096;
 
 /// Record `exchange`, first running and recording the probes it calls for.
-pub fn record_after_probes(shared: Arc<Shared>, exchange: Exchange, secrets: Vec<Credential>) {
+pub fn record_after_probes(shared: Arc<Shared>, exchange: Exchange, secrets: Vec<Arc<Measured>>) {
     let targets = if shared.probe {
         new_targets(&shared, &exchange)
     } else {
@@ -82,7 +82,7 @@ fn new_targets(shared: &Shared, exchange: &Exchange) -> Vec<Route> {
 async fn probe(
     shared: &Shared,
     exchange: &Exchange,
-    secrets: &[Credential],
+    secrets: &[Arc<Measured>],
     route: &Route,
 ) -> Exchange {
     let started = Instant::now();
@@ -117,7 +117,7 @@ async fn probe(
         record.duration_ms = millis(started.elapsed());
         record
     };
-    let Some(credential) = secrets.first() else {
+    let Some(credential) = secrets.first().map(|m| &m.credential) else {
         return fail(
             record,
             FailureStage::Protocol,

@@ -25,8 +25,62 @@ use crate::tee::RequestTee;
 /// A request body upstream: the client's, streamed, or none (authtap's own probes).
 pub type UpstreamBody = http_body_util::Either<RequestTee, http_body_util::Empty<bytes::Bytes>>;
 
-/// The client every forwarded request goes through.
-pub type UpstreamClient = Client<Connector, UpstreamBody>;
+/// One pooled client (hyper-util's), as one serving thread uses it.
+type ThreadClient = Client<Connector, UpstreamBody>;
+
+/// The client every forwarded request and probe goes through: a pool of upstream connections per
+/// serving thread, made on first use by the one shared [`Connector`]. A request then goes out on a
+/// connection owned by the thread that serves it, so no request wakes another thread (see `serve`
+/// in lib.rs).
+pub struct UpstreamClient {
+    connector: Connector,
+    /// Tells this client's pools apart from another's on the same thread (tests start several).
+    id: usize,
+}
+
+thread_local! {
+    static POOLS: std::cell::RefCell<Vec<(usize, ThreadClient)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl UpstreamClient {
+    fn new(connector: Connector) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        UpstreamClient {
+            connector,
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Send `request` on this thread's pool.
+    pub fn request(&self, request: http::Request<UpstreamBody>) -> ResponseFuture {
+        POOLS.with_borrow_mut(|pools| {
+            let at = match pools.iter().position(|(id, _)| *id == self.id) {
+                Some(at) => at,
+                None => {
+                    pools.push((self.id, self.pool()));
+                    pools.len() - 1
+                }
+            };
+            pools[at].1.request(request)
+        })
+    }
+
+    fn pool(&self) -> ThreadClient {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            // Should HTTP/2 be offered again: every client that hangs up mid-stream makes h2 reset
+            // that stream on the upstream connection, and h2 counts those for the connection's
+            // whole life; at its default limit (1024) it closes the connection and fails every
+            // other request on it (found by the soak test). Users stopping answers is normal, so
+            // no limit.
+            .http2_max_local_error_reset_streams(None)
+            .build(self.connector.clone())
+    }
+}
+
+/// The answer to [`UpstreamClient::request`].
+pub type ResponseFuture = hyper_util::client::legacy::ResponseFuture;
 
 /// What the client needs to know.
 pub struct UpstreamOptions {
@@ -72,16 +126,7 @@ pub fn client(options: UpstreamOptions) -> anyhow::Result<(UpstreamClient, Arc<D
         tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         dialer: dialer.clone(),
     };
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
-        // Should HTTP/2 be offered again: every client that hangs up mid-stream makes h2 reset
-        // that stream on the upstream connection, and h2 counts those for the connection's whole
-        // life; at its default limit (1024) it closes the connection and fails every other request
-        // on it (found by the soak test). Users stopping answers is normal, so no limit.
-        .http2_max_local_error_reset_streams(None)
-        .build(connector);
-    Ok((client, dialer))
+    Ok((UpstreamClient::new(connector), dialer))
 }
 
 /// A connect failure with its stage; the forwarder finds it in the client error's source chain.
