@@ -97,12 +97,15 @@ pub struct AuthShape {
 }
 
 impl AuthShape {
-    /// The shape of a request that carried no credential.
-    pub fn absent() -> Self {
-        AuthShape {
-            shape: "none".into(),
-            ..AuthShape::default()
-        }
+    /// The shape of a request that carried no credential (one, shared).
+    pub fn absent() -> Arc<Self> {
+        static ABSENT: std::sync::LazyLock<Arc<AuthShape>> = std::sync::LazyLock::new(|| {
+            Arc::new(AuthShape {
+                shape: "none".into(),
+                ..AuthShape::default()
+            })
+        });
+        ABSENT.clone()
     }
 }
 
@@ -161,7 +164,7 @@ fn query_credentials(query: Option<&str>) -> impl Iterator<Item = Credential> + 
 /// A credential and its shape.
 pub struct Measured {
     pub credential: Credential,
-    pub shape: AuthShape,
+    pub shape: Arc<AuthShape>,
     /// The header value as it came (scheme included), to know the credential again.
     raw: Secret,
     rank: usize,
@@ -204,7 +207,7 @@ impl Measurer {
         // A key in the URL is rare and not remembered.
         found.extend(query_credentials(query).map(|credential| {
             Arc::new(Measured {
-                shape: shape(&credential, &self.catalog, &self.fingerprints),
+                shape: Arc::new(shape(&credential, &self.catalog, &self.fingerprints)),
                 credential,
                 raw: Secret::new(b""),
                 rank: AUTH_HEADERS.len(),
@@ -227,7 +230,7 @@ impl Measurer {
         }
         let credential = header_credential(rank, value);
         let measured = Arc::new(Measured {
-            shape: shape(&credential, &self.catalog, &self.fingerprints),
+            shape: Arc::new(shape(&credential, &self.catalog, &self.fingerprints)),
             credential,
             raw: Secret::new(value),
             rank,

@@ -780,7 +780,7 @@ fn header_style_mismatch(ctx: &Ctx<'_>, catalog: &Catalog) -> Option<Finding> {
         let place = auth.header.as_deref().unwrap_or_default();
         place == expect.header() || (expect == AuthStyle::XGoogApiKey && place == "query:key")
     };
-    if reads(&record.auth) || record.other_auth.iter().any(reads) {
+    if reads(&record.auth) || record.other_auth.iter().any(|a| reads(a)) {
         return None;
     }
     let sent = record.auth.header.as_deref().unwrap_or("nowhere");

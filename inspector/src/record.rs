@@ -2,6 +2,8 @@
 //! `--json` output and every later tool share. docs/capture-format.md documents each field; bump
 //! [`RECORD_VERSION`] on any change that an old reader would misread.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthShape;
@@ -120,10 +122,11 @@ pub struct Exchange {
     /// The upstream path and query, secret-looking query values redacted.
     pub path: String,
     /// The credential the provider will read (the one its auth style names, else the first found).
-    pub auth: AuthShape,
+    /// Shared: a key's shape is measured once and every record of it points at the same one.
+    pub auth: Arc<AuthShape>,
     /// Any further credentials the request carried (e.g. both `x-api-key` and `Authorization`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub other_auth: Vec<AuthShape>,
+    pub other_auth: Vec<Arc<AuthShape>>,
     pub user_agent: Option<String>,
     pub model: Option<String>,
     pub stream: Option<bool>,

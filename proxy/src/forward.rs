@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use authtap_config::{Catalog, Route};
@@ -123,11 +123,12 @@ impl Shared {
     }
 
     pub fn next_id(&self) -> String {
-        format!(
-            "{}-{}",
-            self.session,
-            self.seq.fetch_add(1, Ordering::Relaxed) + 1
-        )
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut id = String::with_capacity(self.session.len() + 12);
+        id.push_str(&self.session);
+        id.push('-');
+        id.push_str(itoa::Buffer::new().format(n));
+        id
     }
 
     /// The provider's error from the first bytes of its body, scrubbed.
@@ -226,10 +227,11 @@ impl Draft {
         // answer 200 with `success:false`, MiniMax's native API with `base_resp`), and only when
         // it is not compressed (those are small JSON answers); a healthy body is not parsed.
         let success = record.status.is_some_and(|s| (200..300).contains(&s));
+        static ERROR_WORDS: LazyLock<[memchr::memmem::Finder<'static>; 3]> = LazyLock::new(|| {
+            [&b"\"error\""[..], b"\"success\"", b"\"base_resp\""].map(memchr::memmem::Finder::new)
+        });
         let may_be_error = !success
-            || [&b"\"error\""[..], b"\"success\"", b"\"base_resp\""]
-                .iter()
-                .any(|needle| memchr::memmem::find(&prefix, needle).is_some())
+            || ERROR_WORDS.iter().any(|word| word.find(&prefix).is_some())
             || content_encoding.is_some();
         if may_be_error {
             record.error = shared.provider_error(
@@ -503,7 +505,7 @@ fn shapes(
     shared: &Shared,
     route: Option<&Route>,
     credentials: &mut [Arc<Measured>],
-) -> (AuthShape, Vec<AuthShape>) {
+) -> (Arc<AuthShape>, Vec<Arc<AuthShape>>) {
     let expected = route
         .and_then(|r| shared.catalog.provider(&r.provider))
         .map(|p| p.auth.header());

@@ -38,9 +38,8 @@ use crate::forward::Shared;
 use crate::sink::Output;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7401";
-/// Header limits on the listener (see `serve`).
+/// Header limit on the listener (see `connection_builder`).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
 /// Enough for a gateway's connection pools with room to spare, and below the usual open-file limits
 /// once upstream connections are counted too.
 const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -475,17 +474,17 @@ fn serve_thread(
 }
 
 /// HTTP/1 and HTTP/2 on client connections, with limits that get clear answers: a header block
-/// over 64 KiB gets 431 (hyper answers it), more than 100 headers is refused, and a client that
-/// trickles its headers (slowloris) is cut off after --header-read-timeout. Bodies are not
-/// limited: they stream.
+/// over 64 KiB gets 431 (hyper answers it), more than 100 headers is refused (hyper's own limit:
+/// setting it explicitly, even to 100, makes hyper zero a 100-header table on every request), and
+/// a client that trickles its headers (slowloris) is cut off after --header-read-timeout. Bodies
+/// are not limited: they stream.
 fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADERS);
+        .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())

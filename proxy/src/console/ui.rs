@@ -970,10 +970,13 @@ mod tests {
         refused.route = Some("moonshot-cn".into());
         refused.region = Some("cn".into());
         refused.host = Some("api.moonshot.cn".into());
-        refused.auth.present = true;
-        refused.auth.prefix = Some("sk-".into());
-        refused.auth.last4 = Some("7890".into());
-        refused.auth.shape = "sk-generic".into();
+        refused.auth = std::sync::Arc::new(authtap_inspector::auth::AuthShape {
+            present: true,
+            prefix: Some("sk-".into()),
+            last4: Some("7890".into()),
+            shape: "sk-generic".into(),
+            ..Default::default()
+        });
         refused.findings = vec![Finding {
             code: "region-mismatch".into(),
             severity: Severity::Error,
