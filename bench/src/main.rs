@@ -3,12 +3,14 @@
 //! - `upstream`: a fast fake LLM API (chat completion JSON, SSE stream, 401), plain and TLS;
 //! - `sse`: a client that timestamps every SSE event;
 //! - `capture`: makes a large capture for `authtap replay` out of a real one;
+//! - `floor`: a bare hyper reverse proxy that records nothing, the floor for any hyper proxy;
 //! - `run`: the whole benchmark, interleaved, ending in RESULTS.md;
 //! - `report`: rewrite RESULTS.md from a run's `results.json`.
 //!
 //! Not part of the authtap workspace, and not for anything but measuring.
 
 mod capture;
+mod floor;
 mod loadgen;
 mod procfs;
 mod report;
@@ -33,6 +35,8 @@ enum Cmd {
     Sse(sse::Args),
     /// Generate a capture of N records from a real capture
     Capture(capture::Args),
+    /// Serve the bare hyper reverse proxy (the floor)
+    Floor(floor::Args),
     /// Run the whole benchmark and write RESULTS.md
     Run(run::Args),
     /// Print the tables RESULTS.md shows from a callgrind output file
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Upstream(a) => upstream::run(a),
         Cmd::Sse(a) => sse::run(a),
         Cmd::Capture(a) => capture::run(a),
+        Cmd::Floor(a) => floor::run(a),
         Cmd::Run(a) => run::run(a),
         Cmd::Annotate { callgrind_out } => run::annotate(&callgrind_out),
         Cmd::Report { results, out } => {

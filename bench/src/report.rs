@@ -447,6 +447,33 @@ fn render(r: &Results, kept: Option<&str>) -> String {
         );
     }
     let _ = writeln!(md);
+    if has("hyper-floor") {
+        let _ = writeln!(
+            md,
+            "**Against the hyper floor** (a bare hyper proxy built as authtap serves, recording nothing; \
+             `bench/src/floor.rs`): what authtap's recording and inspection cost, and what the stack \
+             costs against nginx.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| scenario | authtap ÷ floor, req/s | authtap ÷ floor, CPU/req | floor ÷ nginx, req/s | floor ÷ nginx, CPU/req |\n|---|---|---|---|---|"
+        );
+        for sc in &r.scenarios {
+            let cell = |t: &str, reference: &str, f: &dyn Fn(&crate::run::LoadSample) -> f64| {
+                ratio(paired(r, &sc.id, t, reference, f))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                sc.label,
+                cell("authtap", "hyper-floor", &|s| s.outcome.rps),
+                cell("authtap", "hyper-floor", &cpu_us),
+                cell("hyper-floor", "nginx", &|s| s.outcome.rps),
+                cell("hyper-floor", "nginx", &cpu_us),
+            );
+        }
+        let _ = writeln!(md);
+    }
 
     // Load tables.
     let _ = writeln!(md, "## Load: throughput, latency, CPU, memory\n");

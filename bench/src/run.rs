@@ -539,11 +539,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let per_load = args.seconds + 0.4;
-    let est = args.rounds as f64 * (res.scenarios.len() as f64 * 4.0 * per_load + 2.0 * 4.0 * 2.0)
+    // direct, authtap, nginx, the hyper floor and (unless left out) mitmdump.
+    let targets = if args.mitmdump.is_empty() { 4.0 } else { 5.0 };
+    let est = args.rounds as f64
+        * (res.scenarios.len() as f64 * targets * per_load + 2.0 * targets * 2.0)
         + args.profile_seconds * 1.5
         + 30.0;
     say(format!(
-        "{} rounds x {} scenarios x 4 targets x {:.1} s loads, SSE, profile, replay: about {:.0} min plus replay",
+        "{} rounds x {} scenarios x {targets} targets x {:.1} s loads, SSE, profile, replay: about {:.0} min plus replay",
         args.rounds,
         res.scenarios.len(),
         args.seconds,
@@ -700,7 +703,39 @@ base_paths = ["/v1"]
             .insert("nginx".into(), first_line(with_arg(&args.nginx, "-v")));
     }
 
-    // 4. mitmdump.
+    // 4. The floor: a bare hyper proxy that records nothing (floor.rs).
+    {
+        let f_port = free_port()?;
+        say(format!(
+            "starting the hyper floor proxy on 127.0.0.1:{f_port}"
+        ));
+        let mut f = Command::new(std::env::current_exe()?);
+        f.arg("floor")
+            .arg("--port")
+            .arg(f_port.to_string())
+            .arg("--plain")
+            .arg(format!("http://127.0.0.1:{}", ports.http))
+            .arg("--tls")
+            .arg(format!("https://127.0.0.1:{}", ports.https))
+            .arg("--ca")
+            .arg(&ca);
+        let (o, e) = log_file(&work, "floor")?;
+        f.stdout(o).stderr(e);
+        res.commands.push(("hyper-floor".into(), shell_words(&f)));
+        let mut f_child = f.spawn().context("starting the floor proxy")?;
+        wait_port(f_port, Duration::from_secs(20), &mut f_child, "hyper-floor")?;
+        targets.push(Target {
+            name: "hyper-floor".into(),
+            plain_url: format!("http://127.0.0.1:{f_port}/bench/v1/chat/completions"),
+            tls_url: format!("http://127.0.0.1:{f_port}/bench-tls/v1/chat/completions"),
+            group: Some(Group {
+                pids: vec![f_child.id()],
+            }),
+        });
+        procs.0.push(("hyper-floor".into(), f_child));
+    }
+
+    // 5. mitmdump.
     if !args.mitmdump.is_empty() {
         let (m1, m2) = (free_port()?, free_port()?);
         let md = work.join("mitmproxy");
@@ -771,7 +806,7 @@ base_paths = ["/v1"]
     res.versions
         .insert("rustc".into(), first_line(with_arg("rustc", "--version")));
 
-    // 5. Smoke checks: every target answers both upstream kinds with the upstream's bytes.
+    // 6. Smoke checks: every target answers both upstream kinds with the upstream's bytes.
     let mut ok_targets = Vec::new();
     for t in targets {
         let mut problems = Vec::new();
@@ -814,7 +849,7 @@ base_paths = ["/v1"]
         }
     }
 
-    // 6. Warm-up, not recorded.
+    // 7. Warm-up, not recorded.
     say("warming up every target (1 s each, both upstreams)");
     for t in &targets {
         for up in [Up::Plain, Up::Tls] {
@@ -831,7 +866,7 @@ base_paths = ["/v1"]
     }
 
     let mut capture_counter = LineCounter::new(capture.clone());
-    // 7. The rounds.
+    // 8. The rounds.
     for round in 0..args.rounds {
         let order: Vec<&Target> = (0..targets.len())
             .map(|i| &targets[(i + round) % targets.len()])
@@ -978,7 +1013,7 @@ base_paths = ["/v1"]
     res.capture_lines = capture_counter.settled();
     res.upstream_versions = upstream_versions(&capture)?;
 
-    // 8. Profiles: a cpu-clock sample of the running authtap (kernel included), then callgrind
+    // 9. Profiles: a cpu-clock sample of the running authtap (kernel included), then callgrind
     // on an instance of its own.
     if args.profile_seconds > 0.0 {
         if let Some(t) = targets.iter().find(|t| t.name == "authtap") {
@@ -1005,7 +1040,7 @@ base_paths = ["/v1"]
     // The proxies are done; stop them so the replay runs on a quiet machine.
     drop(procs);
 
-    // 9. Replay throughput on generated captures.
+    // 10. Replay throughput on generated captures.
     let small = (args.replay_records / 10).max(1);
     let mut files = Vec::new();
     for n in [small, args.replay_records] {
@@ -1051,7 +1086,7 @@ base_paths = ["/v1"]
         let _ = fs::remove_file(path);
     }
 
-    // 10. What else ran.
+    // 11. What else ran.
     let busy1 = procfs::machine_busy_cpu();
     let ours1 = procfs::self_cpu() + procfs::waited_children_cpu();
     let others1 = others_snapshot();

@@ -116,6 +116,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut problems = Problems::new(mode);
     let mut reader = CaptureReader::new(input, &name);
     let mut json = Vec::with_capacity(4 * 1024);
+    let mut line = String::with_capacity(4 * 1024);
     while let Some(item) = reader.next_item()? {
         let number = reader.line_number();
         let mut record = match item {
@@ -141,7 +142,10 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 out.write_all(&json)
             }
             Mode::Human { color } => {
-                writeln!(out, "{}", sink::human_line(&record, color))
+                line.clear();
+                sink::write_human_line(&mut line, &record, color);
+                line.push('\n');
+                out.write_all(line.as_bytes())
             }
         }
         .context("cannot write to stdout")?;
@@ -301,11 +305,14 @@ fn parse(
     // One pass for the usual line: straight into the record, noting any field it does not have.
     // Anything odd takes the slow path below, which says precisely what is wrong.
     let mut ignored = Vec::new();
-    let fast: Result<Exchange, _> =
-        serde_ignored::deserialize(&mut serde_json::Deserializer::from_slice(line), |path| {
+    // Checked as UTF-8 once, whole, so the parser need not check each string again.
+    let fast: Option<Exchange> = std::str::from_utf8(line).ok().and_then(|text| {
+        serde_ignored::deserialize(&mut serde_json::Deserializer::from_str(text), |path| {
             ignored.push(path.to_string())
-        });
-    if let Ok(record) = fast {
+        })
+        .ok()
+    });
+    if let Some(record) = fast {
         if record.v > RECORD_VERSION {
             bail!(
                 "line {number}: this capture was written by a newer authtap (record version {}; this one reads up to {RECORD_VERSION}): upgrade authtap",

@@ -210,143 +210,172 @@ pub(crate) fn stdout_color() -> bool {
 /// One exchange in one line:
 /// `01:42:11.204  401  POST api.moonshot.ai/v1/chat/completions  kimi-k2.5  key Bearer sk-…Xy8z (51, sk-generic)  invalid_authentication_error: Invalid Authentication  312ms`
 pub fn human_line(e: &Exchange, color: bool) -> String {
-    let time = e.ts.get(11..23).unwrap_or(&e.ts);
-    let status = e
-        .status
-        .map_or_else(|| "---".to_string(), |s| s.to_string());
-    let paint = |code: &str, text: &str| {
+    let mut line = String::with_capacity(256);
+    write_human_line(&mut line, e, color);
+    line
+}
+
+/// [`human_line`], appended to `line` (`authtap replay` reuses one buffer for every record).
+pub fn write_human_line(line: &mut String, e: &Exchange, color: bool) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let paint = |line: &mut String, code: &str, text: &str| {
         if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            let _ = write!(line, "\x1b[{code}m{text}\x1b[0m");
         } else {
-            text.to_string()
+            line.push_str(text);
         }
     };
-    let status = match e.status {
-        Some(200..=299) => paint("32", &status),
-        Some(400..=499) => paint("1;31", &status),
-        Some(_) => paint("1;33", &status),
-        None => paint("2", &status),
+    line.push_str(e.ts.get(11..23).unwrap_or(&e.ts));
+    line.push_str("  ");
+    let mut digits = itoa::Buffer::new();
+    let status = e.status.map_or("---", |s| digits.format(s));
+    let code = match e.status {
+        Some(200..=299) => "32",
+        Some(400..=499) => "1;31",
+        Some(_) => "1;33",
+        None => "2",
     };
-    let label = match e.kind {
-        RecordKind::Probe => paint("2", "probe "),
-        RecordKind::Tunnel => paint("2", "tunnel "),
-        RecordKind::Exchange => String::new(),
-    };
+    paint(line, code, status);
+    line.push_str("  ");
+    match e.kind {
+        RecordKind::Probe => paint(line, "2", "probe "),
+        RecordKind::Tunnel => paint(line, "2", "tunnel "),
+        RecordKind::Exchange => {}
+    }
+    line.push_str(&e.method);
+    line.push(' ');
     // CONNECT records (tunnels, refused handshakes) carry `host:port` as their path.
-    let host = if e.method == "CONNECT" {
-        ""
-    } else {
-        e.host.as_deref().unwrap_or("")
-    };
-    let mut line = format!(
-        "{time}  {status}  {label}{} {host}{}",
-        e.method,
-        plain(&e.path)
-    );
-    if e.method == "CONNECT" {
+    let connect = e.method == "CONNECT";
+    if !connect {
+        line.push_str(e.host.as_deref().unwrap_or(""));
+    }
+    push_plain(line, &e.path);
+    if connect {
         if e.kind == RecordKind::Tunnel {
-            line.push_str(&format!("  up {} B, down {} B", e.bytes_up, e.bytes_down));
+            let _ = write!(line, "  up {} B, down {} B", e.bytes_up, e.bytes_down);
         }
         // A finding says the same as the failure, with a fix: show it once.
         if let Some(failure) = e.failure.as_ref().filter(|_| e.findings.is_empty()) {
-            line.push_str(&format!("  {}", plain(&failure.message)));
+            line.push_str("  ");
+            push_plain(line, &failure.message);
         }
-        line.push_str(&format!("  {:.0}ms", e.duration_ms));
-        push_findings(&mut line, e, &paint);
-        return line;
+        let _ = write!(line, "  {:.0}ms", e.duration_ms);
+        push_findings(line, e, color);
+        return;
     }
     if let Some(route) = &e.route {
-        line.push_str(&format!("  [{route}]"));
+        let _ = write!(line, "  [{route}]");
     }
     if let Some(model) = &e.model {
-        line.push_str(&format!("  {}", plain(model)));
+        line.push_str("  ");
+        push_plain(line, model);
     }
     line.push_str("  key ");
     let a = &e.auth;
     if a.present {
-        let scheme = a
-            .scheme
-            .as_deref()
-            .map(|s| format!("{s} "))
-            .unwrap_or_else(|| {
-                a.header
-                    .as_deref()
-                    .map(|h| format!("{h}: "))
-                    .unwrap_or_default()
-            });
-        let shown = match (&a.prefix, &a.last4) {
-            (Some(p), Some(l)) => format!("{p}…{l}"),
-            (Some(p), None) => format!("{p}…"),
-            _ => "…".to_string(),
-        };
-        line.push_str(&format!(
-            "{scheme}{} ({}, {})",
-            plain(&shown),
-            a.len,
-            a.shape
-        ));
+        match (&a.scheme, &a.header) {
+            (Some(scheme), _) => {
+                line.push_str(scheme);
+                line.push(' ');
+            }
+            (None, Some(header)) => {
+                line.push_str(header);
+                line.push_str(": ");
+            }
+            (None, None) => {}
+        }
+        match (&a.prefix, &a.last4) {
+            (Some(p), Some(l)) => {
+                push_plain(line, p);
+                line.push('…');
+                push_plain(line, l);
+            }
+            (Some(p), None) => {
+                push_plain(line, p);
+                line.push('…');
+            }
+            _ => line.push('…'),
+        }
+        let _ = write!(line, " ({}, {})", a.len, a.shape);
     } else {
         line.push_str("none");
     }
     if !a.defects.is_empty() {
-        let defects: Vec<String> = a
-            .defects
-            .iter()
-            .filter_map(|d| serde_json::to_value(d).ok())
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        line.push_str(&paint("1;31", &format!(" [{}]", defects.join(", "))));
+        let defects: Vec<&str> = a.defects.iter().map(|d| d.name()).collect();
+        paint(line, "1;31", &format!(" [{}]", defects.join(", ")));
     }
     if let Some(err) = &e.error {
-        let label = [err.kind.as_deref(), err.code.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("/");
-        let message = err.message.as_deref().unwrap_or("");
-        line.push_str(&format!("  {}: {}", plain(&label), plain(message)));
+        line.push_str("  ");
+        let label = [err.kind.as_deref(), err.code.as_deref()];
+        for (i, part) in label.into_iter().flatten().enumerate() {
+            if i > 0 {
+                line.push('/');
+            }
+            push_plain(line, part);
+        }
+        line.push_str(": ");
+        push_plain(line, err.message.as_deref().unwrap_or(""));
     }
     if let Some(failure) = &e.failure {
-        line.push_str(&format!("  {}", plain(&failure.message)));
+        line.push_str("  ");
+        push_plain(line, &failure.message);
     }
-    let outcome = match e.outcome {
-        Outcome::Complete => String::new(),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.as_str().map(|s| format!("  ({s})")))
-            .unwrap_or_default(),
-    };
-    line.push_str(&outcome);
-    line.push_str(&format!("  {:.0}ms", e.duration_ms));
-    push_findings(&mut line, e, &paint);
-    line
+    if e.outcome != Outcome::Complete {
+        let _ = write!(line, "  ({})", e.outcome.name());
+    }
+    let _ = write!(line, "  {:.0}ms", e.duration_ms);
+    push_findings(line, e, color);
 }
 
 /// Each finding on two indented lines: the mark, code and title; then the fix.
-fn push_findings(line: &mut String, e: &Exchange, paint: &dyn Fn(&str, &str) -> String) {
+fn push_findings(line: &mut String, e: &Exchange, color: bool) {
     for finding in &e.findings {
         let (mark, code) = match finding.severity {
             Severity::Error => ("✖", "1;31"),
             Severity::Warn => ("▲", "1;33"),
             Severity::Info => ("●", "36"),
         };
-        let fix: Vec<String> = finding.fix.lines().map(plain).collect();
-        line.push_str(&format!(
-            "\n    {} {}: {}\n      fix: {}",
-            paint(code, mark),
-            paint(code, &finding.code),
-            plain(&finding.title),
-            fix.join("\n           ")
-        ));
+        line.push_str("\n    ");
+        if color {
+            line.push_str(&format!(
+                "\x1b[{code}m{mark}\x1b[0m \x1b[{code}m{}\x1b[0m",
+                finding.code
+            ));
+        } else {
+            line.push_str(mark);
+            line.push(' ');
+            line.push_str(&finding.code);
+        }
+        line.push_str(": ");
+        push_plain(line, &finding.title);
+        line.push_str("\n      fix: ");
+        for (i, fix) in finding.fix.lines().enumerate() {
+            if i > 0 {
+                line.push_str("\n           ");
+            }
+            push_plain(line, fix);
+        }
     }
 }
 
 /// Text from a client or provider, with control characters (escape sequences included) made
 /// spaces, so nothing but authtap's own colours reaches the terminal.
 pub(crate) fn plain(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    push_plain(&mut out, text);
+    out
+}
+
+/// [`plain`], appended to `out`.
+pub(crate) fn push_plain(out: &mut String, text: &str) {
+    // Control characters are U+0000-U+001F and U+007F-U+009F; the latter start with 0xC2 in
+    // UTF-8. Text without those bytes (nearly all) is copied whole.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        out.push_str(text);
+        return;
+    }
+    out.extend(text.chars().map(|c| if c.is_control() { ' ' } else { c }));
 }
 
 #[cfg(test)]
