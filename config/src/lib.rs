@@ -259,23 +259,37 @@ pub struct Upstream {
 impl Upstream {
     /// `host` or `host:port` when the port is not the scheme's default: the HTTP authority.
     pub fn authority(&self) -> String {
-        let default = if self.https { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        let mut out = String::new();
+        self.push_origin(&mut out, false);
+        out
     }
 
     /// `https://host[:port]/base` as the user wrote it.
     pub fn url(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://{}{}", self.authority(), self.base)
+        let mut out = String::new();
+        self.push_origin(&mut out, true);
+        out.push_str(&self.base);
+        out
+    }
+
+    /// Append the authority (with `scheme://` before it when `scheme`) to `out`: the request
+    /// path builds each upstream URL in one string this way.
+    pub fn push_origin(&self, out: &mut String, scheme: bool) {
+        if scheme {
+            out.push_str(if self.https { "https://" } else { "http://" });
+        }
+        if self.host.contains(':') {
+            out.push('[');
+            out.push_str(&self.host);
+            out.push(']');
+        } else {
+            out.push_str(&self.host);
+        }
+        if self.port != if self.https { 443 } else { 80 } {
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(out, ":{}", self.port);
+        }
     }
 }
 
@@ -371,6 +385,8 @@ pub struct Catalog {
     route_index: HashMap<String, usize>,
     /// Every key shape's pattern in one automaton: a key is matched against all in one pass.
     shape_set: regex::RegexSet,
+    /// The same without anchors: whether a text may hold any kind of key, in one pass.
+    search_set: regex::RegexSet,
 }
 
 impl Catalog {
@@ -380,6 +396,12 @@ impl Catalog {
 
     pub fn provider(&self, id: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.id == id)
+    }
+
+    /// Whether `text` holds something shaped like a key of any kind (one pass over it; nearly
+    /// every text holds none, and then no shape's own search needs to run).
+    pub fn may_hold_key(&self, text: &str) -> bool {
+        self.search_set.is_match(text)
     }
 
     /// The first key shape whose pattern matches the whole key.
@@ -831,6 +853,10 @@ impl Config {
                 providers,
                 routes,
                 shape_set: regex::RegexSet::new(key_shapes.iter().map(|k| k.pattern.as_str()))
+                    .map_err(|e| {
+                        invalid("key_shape".into(), format!("patterns do not combine: {e}"))
+                    })?,
+                search_set: regex::RegexSet::new(key_shapes.iter().map(|k| k.search.as_str()))
                     .map_err(|e| {
                         invalid("key_shape".into(), format!("patterns do not combine: {e}"))
                     })?,

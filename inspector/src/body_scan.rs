@@ -324,6 +324,11 @@ impl JsonFieldScanner {
         &self.fields
     }
 
+    /// The fields found, keeping them (for when the scanner is done with).
+    pub fn into_fields(self) -> RequestFields {
+        self.fields
+    }
+
     fn stop(&mut self) {
         self.state = State::Finished;
         self.key.reset();
@@ -387,7 +392,9 @@ impl JsonFieldScanner {
                 StrStep::More => {}
                 StrStep::Invalid => self.stop(),
                 StrStep::End => {
-                    let model = String::from_utf8_lossy(&self.value.buf).into_owned();
+                    // The buffer becomes the String when it is valid UTF-8 (nearly always).
+                    let model = String::from_utf8(std::mem::take(&mut self.value.buf))
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                     self.fields.model = Some(model);
                     self.model_settled = true;
                     self.value.reset();

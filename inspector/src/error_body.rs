@@ -513,21 +513,21 @@ fn cap_chars(s: &str, cap: usize) -> String {
 /// There is no third rule for "long opaque tokens" without a known secret: request ids, hashes
 /// and URLs look the same, and redacting them would hide exactly what a user needs to quote to
 /// a provider's support.
-pub fn scrub(
-    text: &str,
+pub fn scrub<'t>(
+    text: &'t str,
     secrets: &[&Secret],
     public_prefixes: &[&str],
     key_patterns: &[&Regex],
-) -> String {
+) -> Cow<'t, str> {
     // Most texts share nothing with the key (a user agent, a model name, an error message that
     // does not echo it): a check of byte windows skips the character-by-character search.
-    let secrets: Vec<&[u8]> = secrets
+    let secrets: Vec<&Secret> = secrets
         .iter()
+        .copied()
         .filter(|secret| secret.shares_run_with(text.as_bytes()))
-        .map(|secret| secret.expose())
         .collect();
     if secrets.is_empty() && key_patterns.is_empty() {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let chars: Vec<char> = text.chars().collect();
     let mut mask = vec![false; chars.len()];
@@ -547,7 +547,7 @@ pub fn scrub(
         }
     }
     if !mask.contains(&true) {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut in_redaction = false;
@@ -561,7 +561,7 @@ pub fn scrub(
         }
         in_redaction = hidden;
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Characters that surround a key by accident (a pasted newline, quotes from a config file) and
@@ -577,8 +577,8 @@ fn is_mask_char(c: char) -> bool {
     matches!(c, '*' | '•' | '●' | '…')
 }
 
-fn mark_secret(text: &[char], secret: &[u8], public_prefixes: &[&str], mask: &mut [bool]) {
-    let raw: Vec<char> = String::from_utf8_lossy(secret).chars().collect();
+fn mark_secret(text: &[char], secret: &Secret, public_prefixes: &[&str], mask: &mut [bool]) {
+    let (raw, occurs) = secret.chars();
     let lead = raw.iter().take_while(|c| is_wrapping(**c)).count();
     let trail = raw
         .get(lead..)
@@ -606,7 +606,7 @@ fn mark_secret(text: &[char], secret: &[u8], public_prefixes: &[&str], mask: &mu
     let head = raw.get(..lead + prefix_len).unwrap_or_default();
     let tail = raw.get(core_end - TAIL_KEPT..).unwrap_or_default();
 
-    let best = longest_matches(text, &raw);
+    let best = longest_matches(text, raw, occurs);
     for (i, &len) in best.iter().enumerate() {
         if len < MIN_RUN {
             continue;
@@ -628,22 +628,35 @@ fn mark_secret(text: &[char], secret: &[u8], public_prefixes: &[&str], mask: &mu
 }
 
 /// For each position of `text`, the length of the longest substring of `secret` that starts
-/// there, where masking characters never match. Two rolling rows of the classic
-/// longest-common-substring table: O(text × secret) time, O(secret) extra memory.
-fn longest_matches(text: &[char], secret: &[char]) -> Vec<usize> {
+/// there, where masking characters never match. The rows of the classic longest-common-substring
+/// table, but only their non-zero cells: a character of the text is looked up where it occurs in
+/// the secret, so a text that shares little with the key (most of an error message) costs little;
+/// O(text × secret) at worst, O(secret) extra memory.
+fn longest_matches(text: &[char], secret: &[char], occurs: &[u64]) -> Vec<usize> {
+    // `next` holds the row after the current one, `cur` the one before that until it is cleared;
+    // the `_set` lists say which cells are non-zero.
     let mut next = vec![0usize; secret.len() + 1];
     let mut cur = vec![0usize; secret.len() + 1];
+    let (mut next_set, mut cur_set) = (Vec::new(), Vec::new());
     let mut best = vec![0usize; text.len()];
     for (i, &t) in text.iter().enumerate().rev() {
+        for j in cur_set.drain(..) {
+            cur[j] = 0;
+        }
         let mut longest = 0;
-        for ((c, &s), &n) in cur.iter_mut().zip(secret).zip(next.iter().skip(1)) {
-            *c = if s == t && !is_mask_char(t) { n + 1 } else { 0 };
-            longest = longest.max(*c);
+        if !is_mask_char(t) {
+            let key = u64::from(t) << 32;
+            let from = occurs.partition_point(|&o| o < key);
+            for &o in occurs[from..].iter().take_while(|&&o| o >> 32 == key >> 32) {
+                let j = (o & 0xFFFF_FFFF) as usize;
+                cur[j] = next[j + 1] + 1;
+                cur_set.push(j);
+                longest = longest.max(cur[j]);
+            }
         }
-        if let Some(b) = best.get_mut(i) {
-            *b = longest;
-        }
+        best[i] = longest;
         std::mem::swap(&mut cur, &mut next);
+        std::mem::swap(&mut cur_set, &mut next_set);
     }
     best
 }
@@ -1339,7 +1352,7 @@ mod tests {
     ];
 
     fn scrub1(text: &str, secret: &str) -> String {
-        scrub(text, &[&Secret::new(secret.as_bytes())], &PREFIXES, &[])
+        scrub(text, &[&Secret::new(secret.as_bytes())], &PREFIXES, &[]).into_owned()
     }
 
     #[test]
@@ -1491,6 +1504,44 @@ mod tests {
     }
 
     use crate::test_rng::SplitMix;
+
+    /// The sparse table gives what the full longest-common-substring table gives, over a small
+    /// alphabet (with a masking character) so that matches are dense.
+    #[test]
+    fn longest_matches_agree_with_the_full_table() {
+        fn full(text: &[char], secret: &[char]) -> Vec<usize> {
+            (0..text.len())
+                .map(|i| {
+                    (0..secret.len())
+                        .map(|j| {
+                            text[i..]
+                                .iter()
+                                .zip(&secret[j..])
+                                .take_while(|(a, b)| a == b && !is_mask_char(**a))
+                                .count()
+                        })
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect()
+        }
+        let mut rng = SplitMix(0x5eed_0006);
+        for _ in 0..2000 {
+            let word = |rng: &mut SplitMix, len: usize| -> Vec<char> {
+                (0..len)
+                    .map(|_| ['a', 'b', 'c', '*'][rng.below(4)])
+                    .collect()
+            };
+            let text_len = rng.below(60);
+            let text = word(&mut rng, text_len);
+            let secret_len = rng.below(30);
+            let secret = word(&mut rng, secret_len);
+            let packed = Secret::new(secret.iter().collect::<String>().as_bytes());
+            let (chars, occurs) = packed.chars();
+            assert_eq!(chars, &secret[..]);
+            assert_eq!(longest_matches(&text, chars, occurs), full(&text, &secret));
+        }
+    }
 
     /// The quick check that a text may hold a secret agrees with the obvious search, over a small
     /// alphabet so that shared runs are common.

@@ -17,7 +17,14 @@ pub struct Secret {
     /// they let a scrub tell in a few comparisons that a text cannot hold the secret. Key
     /// material too, so wiped with it.
     runs: OnceLock<Zeroizing<Vec<u64>>>,
+    /// The secret as (lossy) characters, and each character with where it occurs, packed
+    /// (`char << 32 | index`) and sorted: made when a scrub first finds a possible echo, for the
+    /// character-level search. Key material too, so wiped with it.
+    chars: OnceLock<SecretChars>,
 }
+
+/// See [`Secret::chars`].
+type SecretChars = (Zeroizing<Vec<char>>, Zeroizing<Vec<u64>>);
 
 /// The length of the runs in [`Secret::runs`]: the shortest shared run that counts as an echo.
 pub const RUN: usize = 5;
@@ -27,6 +34,7 @@ impl Secret {
         Secret {
             bytes: Zeroizing::new(bytes.to_vec()),
             runs: OnceLock::new(),
+            chars: OnceLock::new(),
         }
     }
 
@@ -46,7 +54,7 @@ impl Secret {
     /// Whether `text` has a run of [`RUN`] bytes in common with the secret (compared as lossy
     /// text, as the scrub compares): `false` means the secret cannot be in the text. A binary
     /// search per window of the text, with no allocation once the runs are made.
-    pub(crate) fn shares_run_with(&self, text: &[u8]) -> bool {
+    pub fn shares_run_with(&self, text: &[u8]) -> bool {
         let runs = self.runs.get_or_init(|| {
             let text = String::from_utf8_lossy(&self.bytes);
             let mut runs: Vec<u64> = text.as_bytes().windows(RUN).map(pack).collect();
@@ -58,6 +66,24 @@ impl Secret {
             && text
                 .windows(RUN)
                 .any(|w| runs.binary_search(&pack(w)).is_ok())
+    }
+}
+
+impl Secret {
+    /// The secret as (lossy) text, by character, and the sorted `char << 32 | index` list of
+    /// where each character occurs (see [`Secret::chars`]'s field).
+    pub(crate) fn chars(&self) -> (&[char], &[u64]) {
+        let (chars, occurs) = self.chars.get_or_init(|| {
+            let chars: Vec<char> = String::from_utf8_lossy(&self.bytes).chars().collect();
+            let mut occurs: Vec<u64> = chars
+                .iter()
+                .enumerate()
+                .map(|(j, &c)| (u64::from(c) << 32) | j as u64)
+                .collect();
+            occurs.sort_unstable();
+            (Zeroizing::new(chars), Zeroizing::new(occurs))
+        });
+        (chars, occurs)
     }
 }
 

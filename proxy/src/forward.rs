@@ -2,6 +2,7 @@
 //! HTTPS_PROXY mode (see `intercept.rs`) hands requests in here too, with the real host. Either
 //! way bodies stream both ways and one record is made per exchange, however it ends.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -144,7 +145,7 @@ impl Shared {
         }
         let body = error_body::decode(content_encoding, prefix, ERROR_PREFIX_LIMIT)?;
         let e = error_body::parse(content_type, &body)?;
-        let s = |v: Option<String>| v.map(|v| self.scrub(&v, secrets));
+        let s = |v: Option<String>| v.map(|v| self.scrub(v, secrets));
         Some(ProviderError {
             kind: s(e.kind),
             code: s(e.code),
@@ -154,27 +155,34 @@ impl Shared {
 
     /// Remove key material (the request's own keys, and anything key-shaped) from text that came
     /// from a provider.
-    pub fn scrub(&self, text: &str, secrets: &[Arc<Measured>]) -> String {
-        let patterns: Vec<&regex::Regex> =
-            self.catalog.key_shapes.iter().map(|s| &s.search).collect();
-        self.scrub_with(text, secrets, &patterns)
+    pub fn scrub(&self, text: String, secrets: &[Arc<Measured>]) -> String {
+        self.scrub_with(text, secrets, true)
     }
 
     /// Remove the request's own keys from text the client sent (user agent, model): the key-shape
     /// patterns are skipped there, since they cost a regex pass per field on every request.
-    fn scrub_sent(&self, text: &str, secrets: &[Arc<Measured>]) -> String {
-        self.scrub_with(text, secrets, &[])
+    fn scrub_sent(&self, text: String, secrets: &[Arc<Measured>]) -> String {
+        self.scrub_with(text, secrets, false)
     }
 
-    fn scrub_with(
-        &self,
-        text: &str,
-        secrets: &[Arc<Measured>],
-        patterns: &[&regex::Regex],
-    ) -> String {
+    /// `text` as it is (not copied) when it holds no key material, which is nearly always.
+    fn scrub_with(&self, text: String, secrets: &[Arc<Measured>], shapes: bool) -> String {
+        let shapes = shapes && self.catalog.may_hold_key(&text);
+        let echoes = |m: &Arc<Measured>| m.credential.value.shares_run_with(text.as_bytes());
+        if !shapes && !secrets.iter().any(echoes) {
+            return text;
+        }
         let secrets: Vec<&Secret> = secrets.iter().map(|m| &m.credential.value).collect();
         let prefixes: Vec<&str> = self.public_prefixes.iter().map(String::as_str).collect();
-        error_body::scrub(text, &secrets, &prefixes, patterns)
+        let patterns: Vec<&regex::Regex> = if shapes {
+            self.catalog.key_shapes.iter().map(|s| &s.search).collect()
+        } else {
+            Vec::new()
+        };
+        if let Cow::Owned(scrubbed) = error_body::scrub(&text, &secrets, &prefixes, &patterns) {
+            return scrubbed;
+        }
+        text
     }
 }
 
@@ -211,16 +219,18 @@ impl Draft {
         if let Some((stage, message)) = failure {
             record.failure = Some(Failure {
                 stage,
-                message: shared.scrub(&message, &secrets),
+                message: shared.scrub(message, &secrets),
             });
         }
         record.bytes_down = bytes_down;
         record.bytes_up = request.bytes.load(Ordering::Relaxed);
-        if let Some(fields) = request.fields.get() {
-            record.model = fields
-                .model
-                .as_deref()
-                .map(|m| shared.scrub_sent(m, &secrets));
+        // The request body is done with by now, so its fields are usually ours to move.
+        let fields = match Arc::try_unwrap(request) {
+            Ok(side) => side.fields.into_inner(),
+            Err(shared_side) => shared_side.fields.get().cloned(),
+        };
+        if let Some(fields) = fields {
+            record.model = fields.model.map(|m| shared.scrub_sent(m, &secrets));
             record.stream = fields.stream;
         }
         // A 2xx body is read only when it may be an error in disguise (Z.AI's monitor endpoints
@@ -285,23 +295,25 @@ pub struct Target<'a> {
     pub mode: Mode,
     /// The catalog route it belongs to, if any.
     pub route: Option<&'a Route>,
-    pub https: bool,
-    pub host: String,
-    /// `host[:port]`.
-    pub authority: String,
+    pub host: Cow<'a, str>,
+    /// The upstream URL, `scheme://authority/path?query`, built in one string.
+    pub url: String,
+    /// Where the path (and query) starts in `url`.
+    pub path_at: usize,
+}
+
+impl Target<'_> {
     /// Upstream path and query.
-    pub path: String,
+    pub fn path(&self) -> &str {
+        &self.url[self.path_at..]
+    }
 }
 
 /// Base-URL mode: the first path segment names the route.
 async fn base_url(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
     let ts = now_rfc3339();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let path = req.uri().path();
     if path == "/" {
         return index(&shared.catalog);
@@ -313,27 +325,30 @@ async fn base_url(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Proxy
         }});
         return json_response(StatusCode::BAD_REQUEST, &body);
     }
-    let route_name = path[1..].split('/').next().unwrap_or("").to_string();
-    let Some(route) = shared.catalog.route(&route_name) else {
-        let (mut record, _) = new_record(&shared, &req, None, Mode::BaseUrl, &path_and_query, ts);
+    let route_name = path[1..].split('/').next().unwrap_or("");
+    let Some(route) = shared.catalog.route(route_name) else {
+        let (mut record, _) = new_record(&shared, &req, None, Mode::BaseUrl, path_and_query, ts);
         record.status = Some(404);
         record.outcome = Outcome::UnknownRoute;
         record.duration_ms = millis(started.elapsed());
         shared.recorder.record(record);
-        return unknown_route(&shared.catalog, &route_name);
+        return unknown_route(&shared.catalog, route_name);
     };
     // Where it goes: the route's upstream base, then the rest of the path and the query.
     let tail = &path_and_query[1 + route_name.len()..];
-    let mut upstream_path = format!("{}{}", route.upstream.base, tail);
-    if upstream_path.is_empty() || upstream_path.starts_with('?') {
-        upstream_path.insert(0, '/');
+    let mut url = String::with_capacity(route.upstream.host.len() + 16 + path_and_query.len());
+    route.upstream.push_origin(&mut url, true);
+    let path_at = url.len();
+    url.push_str(&route.upstream.base);
+    if url.len() == path_at && !tail.starts_with('/') {
+        url.push('/');
     }
+    url.push_str(tail);
     let target = Target {
         mode: Mode::BaseUrl,
-        https: route.upstream.https,
-        host: route.upstream.host.clone(),
-        authority: route.upstream.authority(),
-        path: upstream_path,
+        host: Cow::Borrowed(&route.upstream.host),
+        url,
+        path_at,
         route: Some(route),
     };
     forward(shared.clone(), req, target, started, ts).await
@@ -368,7 +383,7 @@ pub fn new_record(
     record.other_auth = other_auth;
     record.user_agent = req.headers().get(header::USER_AGENT).map(|v| {
         shared.scrub_sent(
-            &cap(&String::from_utf8_lossy(v.as_bytes()), 256),
+            cap(&String::from_utf8_lossy(v.as_bytes()), 256),
             &credentials,
         )
     });
@@ -389,10 +404,8 @@ pub async fn forward(
     ts: String,
 ) -> Response<ProxyBody> {
     let (mut record, secrets) =
-        new_record(&shared, &req, target.route, target.mode, &target.path, ts);
-    record.host = Some(target.host.clone());
-    let scheme = if target.https { "https" } else { "http" };
-    let uri = format!("{scheme}://{}{}", target.authority, target.path);
+        new_record(&shared, &req, target.route, target.mode, target.path(), ts);
+    record.host = Some(target.host.to_string());
 
     let request_side = Arc::new(RequestSide::default());
     let mut guard = Guard(Some(Box::new(Draft {
@@ -405,7 +418,8 @@ pub async fn forward(
     })));
 
     let (mut parts, body) = req.into_parts();
-    let uri = match uri.parse::<http::Uri>() {
+    // From the String itself: the URL is not copied again.
+    let uri = match http::Uri::try_from(target.url) {
         Ok(uri) => uri,
         Err(e) => {
             let message = format!("the path does not make a valid upstream URL: {e}");
@@ -427,7 +441,7 @@ pub async fn forward(
         Either::Left(RequestTee::new(body, request_side.clone(), true)),
     );
 
-    let host = target.host.as_str();
+    let host: &str = &target.host;
     let sent =
         tokio::time::timeout(shared.response_timeout, shared.client.request(upstream_req)).await;
     let response = match sent {

@@ -313,11 +313,7 @@ async fn intercepted_request(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let ts = now_rfc3339();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let authority = if port == 443 {
         host.clone()
     } else {
@@ -325,11 +321,10 @@ async fn intercepted_request(
     };
     let target = Target {
         mode: Mode::Forward,
-        route: shared.catalog.route_for_host(&host, port, &path),
-        https: true,
-        host,
-        authority,
-        path,
+        route: shared.catalog.route_for_host(&host, port, path),
+        url: format!("https://{authority}{path}"),
+        path_at: "https://".len() + authority.len(),
+        host: host.into(),
     };
     forward(shared.clone(), req, target, started, ts).await
 }
@@ -364,18 +359,14 @@ pub async fn absolute(
             ),
         );
     }
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let scheme = if https { "https://" } else { "http://" };
     let target = Target {
         mode: Mode::Forward,
-        route: shared.catalog.route_for_host(&host, port, &path),
-        https,
-        authority: authority.to_string(),
-        host,
-        path,
+        route: shared.catalog.route_for_host(&host, port, path),
+        url: format!("{scheme}{authority}{path}"),
+        path_at: scheme.len() + authority.as_str().len(),
+        host: host.into(),
     };
     forward(shared.clone(), req, target, started, ts).await
 }

@@ -112,7 +112,7 @@ async fn probe(
         record.outcome = Outcome::UpstreamFailed;
         record.failure = Some(Failure {
             stage,
-            message: shared.scrub(&message, secrets),
+            message: shared.scrub(message, secrets),
         });
         record.duration_ms = millis(started.elapsed());
         record

@@ -44,7 +44,7 @@ impl RequestTee {
 
     fn publish(&mut self) {
         if let Some(scanner) = self.scanner.take() {
-            let _ = self.side.fields.set(scanner.fields().clone());
+            let _ = self.side.fields.set(scanner.into_fields());
         }
     }
 }
