@@ -278,6 +278,6 @@ pub struct RunArgs {
     pub response_timeout: Option<u64>,
 
     /// Threads that serve connections, each with its share of them [default: one per CPU].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
-    pub threads: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }

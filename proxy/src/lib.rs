@@ -258,6 +258,7 @@ pub(crate) async fn start(
         listener,
         threads: args
             .threads
+            .map(usize::from)
             .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
             .unwrap_or(1)
             .max(1),

@@ -104,7 +104,22 @@ async fn hundred_concurrent_requests_give_hundred_records_and_stop_keeps_them() 
         .start()
         .await
         .expect("emulator");
-    let mut authtap = Authtap::start(&emulator);
+    // The default (a serving thread per CPU), one thread, and more threads than CPUs: record ids,
+    // the probe memory and the capture are shared by all of them.
+    for threads in [None, Some("1"), Some("4")] {
+        let extra_args = threads
+            .map(|n| vec!["--threads".to_string(), n.to_string()])
+            .unwrap_or_default();
+        let authtap = Authtap::start_with(crate::harness::Start {
+            emulator: Some(&emulator),
+            extra_args,
+            ..Default::default()
+        });
+        hundred_concurrent(authtap).await;
+    }
+}
+
+async fn hundred_concurrent(mut authtap: Authtap) {
     let client = client();
     let url = authtap.url("/moonshot/v1/chat/completions");
     let tasks: Vec<_> = (0..100)
@@ -190,6 +205,14 @@ fn bad_config_and_remote_listen_are_refused_with_reasons() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--allow-remote"), "{stderr}");
+
+    let out = run(&["run", "--threads", "0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--threads") && stderr.contains("1.."),
+        "says which values are valid: {stderr}"
+    );
 
     let out = run(&["routes", "--listen", "127.0.0.1:7401"]);
     assert!(out.status.success());
