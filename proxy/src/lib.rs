@@ -363,16 +363,30 @@ async fn serve(
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        let lane = lanes
-            .iter()
-            .min_by_key(|lane| lane.open.load(Ordering::Relaxed))
-            .unwrap_or(&lanes[0]);
-        lane.open.fetch_add(1, Ordering::Relaxed);
-        let _ = lane.tx.send(Accepted {
+        let mut accepted = Accepted {
             stream,
             peer,
             permit,
-        });
+        };
+        // A serving thread that is gone (it could not start its runtime) is left out from then
+        // on, and the connection goes to another.
+        while let Some(at) = (0..lanes.len()).min_by_key(|&i| lanes[i].open.load(Ordering::Relaxed))
+        {
+            // Counted before it is sent: the thread may be done with it before `send` returns.
+            lanes[at].open.fetch_add(1, Ordering::Relaxed);
+            match lanes[at].tx.send(accepted) {
+                Ok(()) => break,
+                Err(tokio::sync::mpsc::error::SendError(back)) => {
+                    tracing::error!("a serving thread stopped; its share goes to the others");
+                    lanes.swap_remove(at);
+                    accepted = back;
+                }
+            }
+        }
+        if lanes.is_empty() {
+            tracing::error!("no serving thread is left: authtap stops");
+            break;
+        }
     }
     drop(listener);
     // Every serving thread finishes its exchanges, and long-lived admin event streams end.
