@@ -160,7 +160,14 @@ pub(crate) async fn start(
             (None, path)
         }
     };
+    let threads = args
+        .threads
+        .map(usize::from)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+        .max(1);
     let (client, dialer) = upstream::client(upstream::UpstreamOptions {
+        threads,
         connect_to,
         extra_roots,
         connect_timeout: Duration::from_secs(connect_timeout),
@@ -256,12 +263,7 @@ pub(crate) async fn start(
         shared,
         capture_path,
         listener,
-        threads: args
-            .threads
-            .map(usize::from)
-            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-            .unwrap_or(1)
-            .max(1),
+        threads,
         recorder,
         writer,
     })
