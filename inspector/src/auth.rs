@@ -71,25 +71,6 @@ pub enum Defect {
     MissingScheme,
 }
 
-impl Defect {
-    /// The name records use for it (as serialized).
-    pub fn name(self) -> &'static str {
-        match self {
-            Defect::Empty => "empty",
-            Defect::LeadingWhitespace => "leading-whitespace",
-            Defect::TrailingWhitespace => "trailing-whitespace",
-            Defect::InnerWhitespace => "inner-whitespace",
-            Defect::Newline => "newline",
-            Defect::ControlCharacter => "control-character",
-            Defect::Quoted => "quoted",
-            Defect::NonAscii => "non-ascii",
-            Defect::Placeholder => "placeholder",
-            Defect::DoubledScheme => "doubled-scheme",
-            Defect::MissingScheme => "missing-scheme",
-        }
-    }
-}
-
 /// The shape of the auth a request carried. Never holds more of a key than the catalog's public
 /// prefix and the last 4 characters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -501,26 +482,6 @@ mod tests {
         "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
         "Ab7dEf0hIj3kLm6nOp9qRs2tUv5wXy8z"
     );
-
-    #[test]
-    fn defect_names_are_the_serialized_ones() {
-        use Defect::*;
-        for d in [
-            Empty,
-            LeadingWhitespace,
-            TrailingWhitespace,
-            InnerWhitespace,
-            Newline,
-            ControlCharacter,
-            Quoted,
-            NonAscii,
-            Placeholder,
-            DoubledScheme,
-            MissingScheme,
-        ] {
-            assert_eq!(serde_json::to_value(d).ok(), Some(d.name().into()));
-        }
-    }
 
     #[test]
     fn kimi_key_shows_prefix_and_last4_only() {

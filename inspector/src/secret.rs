@@ -23,7 +23,7 @@ pub struct Secret {
     chars: OnceLock<SecretChars>,
 }
 
-/// See [`Secret::chars`].
+/// What [`Secret::chars`] returns, kept.
 type SecretChars = (Zeroizing<Vec<char>>, Zeroizing<Vec<u64>>);
 
 /// The length of the runs in [`Secret::runs`]: the shortest shared run that counts as an echo.
@@ -67,11 +67,9 @@ impl Secret {
                 .windows(RUN)
                 .any(|w| runs.binary_search(&pack(w)).is_ok())
     }
-}
 
-impl Secret {
     /// The secret as (lossy) text, by character, and the sorted `char << 32 | index` list of
-    /// where each character occurs (see [`Secret::chars`]'s field).
+    /// where each character occurs.
     pub(crate) fn chars(&self) -> (&[char], &[u64]) {
         let (chars, occurs) = self.chars.get_or_init(|| {
             let chars: Vec<char> = String::from_utf8_lossy(&self.bytes).chars().collect();

@@ -224,14 +224,7 @@ pub fn human_line(e: &Exchange, color: bool) -> String {
 /// [`human_line`], appended to `line` (`authtap replay` reuses one buffer for every record).
 pub fn write_human_line(line: &mut String, e: &Exchange, color: bool) {
     use std::fmt::Write as _;
-    // Writing to a String cannot fail.
-    let paint = |line: &mut String, code: &str, text: &str| {
-        if color {
-            let _ = write!(line, "\x1b[{code}m{text}\x1b[0m");
-        } else {
-            line.push_str(text);
-        }
-    };
+    let paint = |line: &mut String, code: &str, text: &str| paint(line, color, code, text);
     line.push_str(e.ts.get(11..23).unwrap_or(&e.ts));
     line.push_str("  ");
     let mut digits = itoa::Buffer::new();
@@ -308,7 +301,7 @@ pub fn write_human_line(line: &mut String, e: &Exchange, color: bool) {
         line.push_str("none");
     }
     if !a.defects.is_empty() {
-        let defects: Vec<&str> = a.defects.iter().map(|d| d.name()).collect();
+        let defects: Vec<String> = a.defects.iter().map(serialized_name).collect();
         paint(line, "1;31", &format!(" [{}]", defects.join(", ")));
     }
     if let Some(err) = &e.error {
@@ -328,7 +321,7 @@ pub fn write_human_line(line: &mut String, e: &Exchange, color: bool) {
         push_plain(line, &failure.message);
     }
     if e.outcome != Outcome::Complete {
-        let _ = write!(line, "  ({})", e.outcome.name());
+        let _ = write!(line, "  ({})", serialized_name(&e.outcome));
     }
     let _ = write!(line, "  {:.0}ms", e.duration_ms);
     push_findings(line, e, color);
@@ -343,16 +336,9 @@ fn push_findings(line: &mut String, e: &Exchange, color: bool) {
             Severity::Info => ("●", "36"),
         };
         line.push_str("\n    ");
-        if color {
-            line.push_str(&format!(
-                "\x1b[{code}m{mark}\x1b[0m \x1b[{code}m{}\x1b[0m",
-                finding.code
-            ));
-        } else {
-            line.push_str(mark);
-            line.push(' ');
-            line.push_str(&finding.code);
-        }
+        paint(line, color, code, mark);
+        line.push(' ');
+        paint(line, color, code, &finding.code);
         line.push_str(": ");
         push_plain(line, &finding.title);
         line.push_str("\n      fix: ");
@@ -363,6 +349,26 @@ fn push_findings(line: &mut String, e: &Exchange, color: bool) {
             push_plain(line, fix);
         }
     }
+}
+
+/// `text` in the colour `code` (an SGR parameter) when `color`, else as it is.
+fn paint(line: &mut String, color: bool, code: &str, text: &str) {
+    if color {
+        use std::fmt::Write as _;
+        // Writing to a String cannot fail.
+        let _ = write!(line, "\x1b[{code}m{text}\x1b[0m");
+    } else {
+        line.push_str(text);
+    }
+}
+
+/// A kebab-case enum value (defect, outcome) as records spell it. Only lines that have one pay
+/// for it: a healthy exchange has neither.
+fn serialized_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Text from a client or provider, with control characters (escape sequences included) made
