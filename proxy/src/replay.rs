@@ -20,6 +20,9 @@ use serde_json::Value;
 
 use crate::cli::{FailOn, ReplayArgs};
 use crate::sink::{self, plain};
+use fields::FieldReader;
+
+mod fields;
 
 /// The longest line read as a record. Records are a few KiB; a longer line is not one, and the cap
 /// keeps memory flat on a file with no newlines at all.
@@ -31,39 +34,6 @@ const MAX_EVIDENCE: usize = 10;
 /// Distinct unknown field names remembered so each is reported once; past this, new ones are not
 /// reported (a capture with that many is reported enough already).
 const MAX_UNKNOWN_FIELDS: usize = 100;
-
-/// The top-level fields of a version-1 [`Exchange`]; any other field in a record is reported once
-/// and ignored. `known_fields_are_the_records_fields` keeps this in step with the struct.
-const KNOWN_FIELDS: [&str; 28] = [
-    "v",
-    "id",
-    "kind",
-    "mode",
-    "ts",
-    "route",
-    "provider",
-    "region",
-    "method",
-    "host",
-    "path",
-    "auth",
-    "other_auth",
-    "user_agent",
-    "model",
-    "stream",
-    "upstream_version",
-    "status",
-    "content_type",
-    "error",
-    "failure",
-    "ttfb_ms",
-    "duration_ms",
-    "bytes_up",
-    "bytes_down",
-    "outcome",
-    "findings",
-    "probe_of",
-];
 
 /// Replay `args.file`; print what went wrong and pick the exit status (0, 1 for `--fail-on`, 2 when
 /// the capture or config cannot be used).
@@ -191,6 +161,7 @@ pub(crate) struct CaptureReader<R> {
     name: String,
     line: Vec<u8>,
     number: u64,
+    fields: FieldReader,
     unknown_fields: HashSet<String>,
 }
 
@@ -210,6 +181,7 @@ impl<R: BufRead> CaptureReader<R> {
             name: name.to_string(),
             line: Vec::with_capacity(8 * 1024),
             number: 0,
+            fields: FieldReader::default(),
             unknown_fields: HashSet::new(),
         }
     }
@@ -239,7 +211,13 @@ impl<R: BufRead> CaptureReader<R> {
                 continue;
             }
             return Ok(Some(
-                match parse(&self.line, self.number, ended, &mut self.unknown_fields)? {
+                match parse(
+                    &self.line,
+                    self.number,
+                    ended,
+                    &mut self.fields,
+                    &mut self.unknown_fields,
+                )? {
                     Parsed::Record(record, notes) => Item::Record(record, notes),
                     Parsed::Skipped(why) => Item::Skipped(why),
                 },
@@ -299,97 +277,98 @@ fn parse(
     line: &[u8],
     number: u64,
     ended: bool,
+    reader: &mut FieldReader,
     unknown_fields: &mut HashSet<String>,
 ) -> anyhow::Result<Parsed> {
     let skip = |why: String| Ok(Parsed::Skipped(why));
-    // One pass for the usual line: straight into the record, noting any field it does not have.
-    // Anything odd takes the slow path below, which says precisely what is wrong.
-    let mut ignored = Vec::new();
+    // One pass for the usual line: straight into the record. Anything odd takes the slow path
+    // below, which says precisely what is wrong.
+    let mut unknown = Vec::new();
     // Checked as UTF-8 once, whole, so the parser need not check each string again.
-    let fast: Option<Exchange> = std::str::from_utf8(line).ok().and_then(|text| {
-        serde_ignored::deserialize(&mut serde_json::Deserializer::from_str(text), |path| {
-            ignored.push(path.to_string())
-        })
-        .ok()
+    let fast = std::str::from_utf8(line).ok().and_then(|text| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let record = reader.read(&mut de, true, &mut unknown).ok()?;
+        de.end().ok().map(|()| record)
     });
-    if let Some(record) = fast {
-        if record.v > RECORD_VERSION {
-            bail!(
-                "line {number}: this capture was written by a newer authtap (record version {}; this one reads up to {RECORD_VERSION}): upgrade authtap",
-                record.v
-            );
-        }
-        if record.v >= 1 {
-            let mut notes = Vec::new();
-            for field in ignored {
-                if !unknown_fields.contains(&field) && unknown_fields.len() < MAX_UNKNOWN_FIELDS {
-                    notes.push(format!("unknown field `{}` ignored", shown_str(&field)));
-                    unknown_fields.insert(field);
-                }
+    let record = match fast {
+        Some(record) if record.v >= 1 => record,
+        _ => {
+            unknown.clear();
+            match slow_parse(line, number, ended, reader, &mut unknown)? {
+                Ok(record) => record,
+                Err(why) => return skip(why),
             }
-            return Ok(Parsed::Record(Box::new(record), notes));
+        }
+    };
+    if record.v > RECORD_VERSION {
+        bail!(
+            "line {number}: this capture was written by a newer authtap (record version {}; this one reads up to {RECORD_VERSION}): upgrade authtap",
+            record.v
+        );
+    }
+    // Forward-compatible additions: docs/capture-format.md says readers ignore fields they do not
+    // know. Say so once per name, so a user knows this authtap cannot use them.
+    let mut notes = Vec::new();
+    for field in unknown {
+        if !unknown_fields.contains(&field) && unknown_fields.len() < MAX_UNKNOWN_FIELDS {
+            notes.push(format!("unknown field `{}` ignored", shown_str(&field)));
+            unknown_fields.insert(field);
         }
     }
+    Ok(Parsed::Record(Box::new(record), notes))
+}
+
+/// A line the fast path did not take, read step by step to say what is wrong with it: the record,
+/// or why the line is skipped. Only a record from a newer authtap is an error.
+fn slow_parse(
+    line: &[u8],
+    number: u64,
+    ended: bool,
+    reader: &mut FieldReader,
+    unknown: &mut Vec<String>,
+) -> anyhow::Result<Result<Exchange, String>> {
     let value: Value = match serde_json::from_slice(line) {
         Ok(value) => value,
         Err(_) if !ended => {
-            return skip(
+            return Ok(Err(
                 "the last record is cut off (authtap was stopped mid-write?); skipped".into(),
-            );
+            ));
         }
-        Err(e) => return skip(format!("not JSON ({e}); skipped")),
+        Err(e) => return Ok(Err(format!("not JSON ({e}); skipped"))),
     };
     let Value::Object(fields) = value else {
-        return skip("not a record (a JSON object was expected); skipped".into());
+        return Ok(Err(
+            "not a record (a JSON object was expected); skipped".into()
+        ));
     };
     let version = match fields.get("v") {
-        None => return skip("no record version `v`; skipped".into()),
+        None => return Ok(Err("no record version `v`; skipped".into())),
         Some(v) => match v.as_u64() {
             Some(v) if v >= 1 => v,
             _ => {
-                return skip(format!(
+                return Ok(Err(format!(
                     "`v` is not a record version: {}; skipped",
                     shown(v)
-                ));
+                )));
             }
         },
     };
+    // Before the record is read: a newer record may not read as a version-1 one at all.
     if version > u64::from(RECORD_VERSION) {
         bail!(
             "line {number}: this capture was written by a newer authtap (record version {version}; this one reads up to {RECORD_VERSION}): upgrade authtap"
         );
     }
     match fields.get("kind") {
-        None => return skip("no record `kind`; skipped".into()),
+        None => return Ok(Err("no record `kind`; skipped".into())),
         Some(kind) if serde_json::from_value::<RecordKind>(kind.clone()).is_err() => {
-            return skip(format!("unknown record kind {}; skipped", shown(kind)));
+            return Ok(Err(format!("unknown record kind {}; skipped", shown(kind))));
         }
         Some(_) => {}
     }
-    // Forward-compatible additions: docs/capture-format.md says readers ignore fields they do not
-    // know. Say so once per name, so a user knows this authtap cannot use them.
-    let unknown: Vec<String> = fields
-        .keys()
-        .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()) && !unknown_fields.contains(*k))
-        .cloned()
-        .collect();
-    let record: Exchange = match serde_json::from_value(Value::Object(fields)) {
-        Ok(record) => record,
-        Err(e) => {
-            return skip(format!(
-                "not a valid record ({}); skipped",
-                plain(&e.to_string())
-            ));
-        }
-    };
-    let mut notes = Vec::new();
-    for field in unknown {
-        if unknown_fields.len() < MAX_UNKNOWN_FIELDS {
-            notes.push(format!("unknown field `{}` ignored", shown_str(&field)));
-            unknown_fields.insert(field);
-        }
-    }
-    Ok(Parsed::Record(Box::new(record), notes))
+    Ok(reader
+        .read(Value::Object(fields), false, unknown)
+        .map_err(|e| format!("not a valid record ({}); skipped", plain(&e.to_string()))))
 }
 
 /// A value from the file, short and without control characters, for a message.
@@ -701,32 +680,6 @@ struct JsonFinding<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use authtap_inspector::auth::AuthShape;
-
-    #[test]
-    fn known_fields_are_the_records_fields() {
-        let line = r#"{"v":1,"id":"a-1","kind":"probe","mode":"base-url","ts":"2026-11-25T01:54:08.457Z",
-            "route":null,"provider":null,"region":null,"method":"POST","host":null,"path":"/",
-            "auth":{"header":null,"scheme":null,"present":false,"len":0,"prefix":null,"last4":null,
-            "fingerprint":null,"shape":"none","defects":[]},"user_agent":null,"model":null,"stream":null,
-            "upstream_version":null,"status":null,"content_type":null,"error":null,"failure":null,
-            "ttfb_ms":null,"duration_ms":0.0,"bytes_up":0,"bytes_down":0,"outcome":"complete",
-            "findings":[],"probe_of":"a-0"}"#;
-        let mut record: Exchange = serde_json::from_str(line).expect("record");
-        // Fields left out when empty must be filled to show up.
-        record.other_auth.push(AuthShape::absent());
-        let value = serde_json::to_value(&record).expect("serialize");
-        let mut fields: Vec<&str> = value
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut known = KNOWN_FIELDS.to_vec();
-        fields.sort_unstable();
-        known.sort_unstable();
-        assert_eq!(fields, known);
-    }
 
     #[test]
     fn lines_are_read_whole_cut_off_or_dropped_when_too_long() {
