@@ -7,7 +7,10 @@
 #   bench/run.sh --quick         about 2 minutes: 1 round of 2 s loads, small replay, no profile;
 #                                writes target/bench/RESULTS-quick.md (run files in
 #                                target/bench/run-quick), not bench/RESULTS.md
-#   options: --loadgen oha|wrk   (default oha; --quick uses wrk unless oha is already installed)
+#   bench/run.sh --smoke         CI's check that the harness still works (about 1 minute once
+#                                built): 1 s loads, no mitmdump, no profile, a 2,000-record replay;
+#                                writes target/bench/RESULTS-smoke.md and checks authtap is in it
+#   options: --loadgen oha|wrk   (default oha; --quick and --smoke use wrk unless oha is installed)
 #            --authtap PATH      use this authtap binary instead of building target/release/authtap
 #            --no-mitmdump       leave mitmdump out
 #            --rounds N --seconds S   override the round count and seconds per load run
@@ -17,6 +20,7 @@ ROOT=$PWD
 say() { echo "bench: $*" >&2; }
 
 QUICK=0
+SMOKE=0
 LOADGEN=""
 AUTHTAP=""
 MITM=1
@@ -25,12 +29,13 @@ SECONDS_PER_RUN=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --smoke) SMOKE=1; QUICK=1; MITM=0 ;;
     --loadgen) LOADGEN="$2"; shift ;;
     --authtap) AUTHTAP="$2"; shift ;;
     --no-mitmdump) MITM=0 ;;
     --rounds) ROUNDS="$2"; shift ;;
     --seconds) SECONDS_PER_RUN="$2"; shift ;;
-    -h|--help) sed -n "2,15p" "$0"; exit 0 ;;
+    -h|--help) sed -n "2,18p" "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -45,7 +50,8 @@ need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/bin/time ] || need+=(time)
-command -v valgrind >/dev/null || need+=(valgrind)
+# valgrind only profiles, which the smoke leaves out.
+[ "$SMOKE" = 1 ] || command -v valgrind >/dev/null || need+=(valgrind)
 command -v lscpu >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt-get)"
@@ -56,7 +62,7 @@ if [ ${#need[@]} -gt 0 ]; then
     (service nginx stop || nginx -s quit) >/dev/null 2>&1 || true
   fi
 else
-  say "nginx, wrk, GNU time and valgrind are installed"
+  say "nginx, wrk and GNU time are installed"
 fi
 
 # 2. The load generator.
@@ -94,7 +100,21 @@ say "building the harness (bench/, its own workspace)"
 (cd bench && cargo build --release --quiet)
 
 # 5. Run.
-if [ "$QUICK" = 1 ]; then
+if [ "$SMOKE" = 1 ]; then
+  OUT=$ROOT/target/bench/RESULTS-smoke.md
+  rm -f "$OUT"
+  "$ROOT/target/bench/release/authtap-bench" run --rounds 1 --seconds 1 --sse-streams 2 \
+    --replay-records 2000 --replay-runs 1 --profile-seconds 0 \
+    --out "$OUT" --command-line "bench/run.sh --smoke" --work "$ROOT/target/bench/run-smoke" \
+    --authtap "$AUTHTAP" --nginx /usr/sbin/nginx --mitmdump "" \
+    --loadgen "$LOADGEN" --loadgen-bin "$LOADGEN_BIN" --repo "$ROOT"
+  # Every scenario's table has an authtap row, and the replay ran: the harness measured authtap.
+  rows=$(grep -cE '^\| authtap \| [0-9]' "$OUT" || true)
+  grep -q '^| 2,000 ' "$OUT" && [ "$rows" -ge 5 ] ||
+    { say "the smoke run's $OUT lacks authtap's rows ($rows) or the replay"; exit 1; }
+  say "smoke run passed: $OUT"
+  exit 0
+elif [ "$QUICK" = 1 ]; then
   set -- --rounds "${ROUNDS:-1}" --seconds "${SECONDS_PER_RUN:-2}" --sse-streams 8 \
     --replay-records 100000 --replay-runs 1 --profile-seconds 0 \
     --out "$ROOT/target/bench/RESULTS-quick.md" --command-line "bench/run.sh --quick" \
