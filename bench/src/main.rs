@@ -4,6 +4,7 @@
 //! - `sse`: a client that timestamps every SSE event;
 //! - `capture`: makes a large capture for `authtap replay` out of a real one;
 //! - `floor`: a bare hyper reverse proxy that records nothing, the floor for any hyper proxy;
+//! - `scan`: serde_json reading a capture into nothing, the floor for `authtap replay`;
 //! - `run`: the whole benchmark, interleaved, ending in RESULTS.md;
 //! - `report`: rewrite RESULTS.md from a run's `results.json`.
 //!
@@ -15,6 +16,7 @@ mod loadgen;
 mod procfs;
 mod report;
 mod run;
+mod scan;
 mod sse;
 mod upstream;
 
@@ -37,6 +39,8 @@ enum Cmd {
     Capture(capture::Args),
     /// Serve the bare hyper reverse proxy (the floor)
     Floor(floor::Args),
+    /// Parse a capture's lines into nothing (the floor for `authtap replay`); prints the count
+    Scan(scan::Args),
     /// Run the whole benchmark and write RESULTS.md
     Run(run::Args),
     /// Print the tables RESULTS.md shows from a callgrind output file
@@ -59,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Sse(a) => sse::run(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Floor(a) => floor::run(a),
+        Cmd::Scan(a) => scan::run(a),
         Cmd::Run(a) => run::run(a),
         Cmd::Annotate { callgrind_out } => run::annotate(&callgrind_out),
         Cmd::Report { results, out } => {

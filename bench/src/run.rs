@@ -257,6 +257,9 @@ pub struct Results {
     pub capture_lines: u64,
     pub upstream_versions: BTreeMap<String, u64>,
     pub replay: Vec<ReplaySample>,
+    /// `authtap-bench scan` on the largest replay capture: serde_json parsing into nothing.
+    #[serde(default)]
+    pub replay_floor: Vec<ReplaySample>,
     pub profile: Option<Profile>,
     pub perf: Option<PerfProfile>,
     pub other: OtherWork,
@@ -1080,6 +1083,30 @@ base_paths = ["/v1"]
                 if r.exit_ok { "" } else { " (non-zero exit)" }
             ));
             res.replay.push(r);
+        }
+    }
+    // The floor: the same lines parsed into nothing, timed the same way.
+    if let Some((n, path)) = files.last() {
+        for run in 0..args.replay_runs {
+            let mut c = Command::new("/usr/bin/time");
+            c.arg("-v")
+                .arg(std::env::current_exe()?)
+                .arg("scan")
+                .arg(path);
+            if run == 0 {
+                res.commands.push((
+                    format!("JSON scan floor, {n} records"),
+                    shell_words(&c) + " > /dev/null",
+                ));
+            }
+            let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            let r = parse_time_v(&err, *n, fs::metadata(path)?.len(), out.status.success());
+            say(format!(
+                "JSON scan floor {n:>8} records: {:.0} records per CPU-second",
+                r.records as f64 / (r.user_s + r.sys_s),
+            ));
+            res.replay_floor.push(r);
         }
     }
     for (_, path) in &files {
