@@ -1,7 +1,8 @@
 //! A capture line's fields into an [`Exchange`], as replay needs them: field names matched without
-//! copying them, the stored findings skipped unread (replay recomputes them), each distinct `auth`
-//! object parsed once, and the names of fields this authtap does not know collected on the way
-//! (top level and inside the nested objects) instead of wrapping every value to find them.
+//! copying them, the stored findings skipped without being built (replay recomputes them), each
+//! distinct `auth` object parsed once, and the names of fields this authtap does not know collected
+//! on the way (top level and inside the nested objects) instead of wrapping every value to find
+//! them.
 //!
 //! It reads the same records the derived `Deserialize` of [`Exchange`] reads (the tests check the
 //! two agree), and the same code reads a line already parsed into a `serde_json::Value`, so the
