@@ -765,7 +765,6 @@ fn render(r: &Results, kept: Option<&str>) -> String {
     }
     let _ = writeln!(md);
     if let Some(floor) = replay_floor(r) {
-        let big = r.replay.iter().map(|x| x.records).max().unwrap_or(0);
         let _ = writeln!(
             md,
             "The floor: `authtap-bench scan` reads the {}-record file the same way (64 KiB buffer, one \
@@ -776,7 +775,7 @@ fn render(r: &Results, kept: Option<&str>) -> String {
             thousands(big as f64),
             thousands(floor),
             r.replay_floor.len(),
-            per_core_rate(&r.replay, big) / floor
+            per_core(big) / floor
         );
     }
 

@@ -1058,22 +1058,16 @@ base_paths = ["/v1"]
     }
     for run in 0..args.replay_runs {
         for (n, path) in &files {
-            let mut c = Command::new("/usr/bin/time");
-            c.arg("-v")
-                .arg(&args.authtap)
-                .arg("replay")
-                .arg("--config")
-                .arg(&cfg)
-                .arg(path);
+            let replay = [
+                args.authtap.as_os_str(),
+                "replay".as_ref(),
+                "--config".as_ref(),
+                cfg.as_os_str(),
+            ];
+            let (r, shown) = time_reading(&replay, *n, path)?;
             if run == 0 {
-                res.commands.push((
-                    format!("replay {n} records"),
-                    shell_words(&c) + " > /dev/null",
-                ));
+                res.commands.push((format!("replay {n} records"), shown));
             }
-            let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-            let err = String::from_utf8_lossy(&out.stderr);
-            let r = parse_time_v(&err, *n, fs::metadata(path)?.len(), out.status.success());
             say(format!(
                 "replay {n:>8} records: {:.2} s wall, {:.0} records/s, {:.0} records per CPU-second, peak RSS {:.1} MiB{}",
                 r.wall_s,
@@ -1087,21 +1081,13 @@ base_paths = ["/v1"]
     }
     // The floor: the same lines parsed into nothing, timed the same way.
     if let Some((n, path)) = files.last() {
+        let harness = std::env::current_exe()?;
         for run in 0..args.replay_runs {
-            let mut c = Command::new("/usr/bin/time");
-            c.arg("-v")
-                .arg(std::env::current_exe()?)
-                .arg("scan")
-                .arg(path);
+            let (r, shown) = time_reading(&[harness.as_os_str(), "scan".as_ref()], *n, path)?;
             if run == 0 {
-                res.commands.push((
-                    format!("JSON scan floor, {n} records"),
-                    shell_words(&c) + " > /dev/null",
-                ));
+                res.commands
+                    .push((format!("JSON scan floor, {n} records"), shown));
             }
-            let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-            let err = String::from_utf8_lossy(&out.stderr);
-            let r = parse_time_v(&err, *n, fs::metadata(path)?.len(), out.status.success());
             say(format!(
                 "JSON scan floor {n:>8} records: {:.0} records per CPU-second",
                 r.records as f64 / (r.user_s + r.sys_s),
@@ -1484,6 +1470,27 @@ fn clean_annotate(s: &str, n: usize, own: bool) -> String {
         }
     }
     rows.join("\n")
+}
+
+/// `/usr/bin/time -v COMMAND... PATH > /dev/null`, where PATH is a capture of `records` records:
+/// what it cost, and the command line as "Commands" shows it.
+fn time_reading(
+    command: &[&std::ffi::OsStr],
+    records: u64,
+    path: &Path,
+) -> anyhow::Result<(ReplaySample, String)> {
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-v").args(command).arg(path);
+    let shown = shell_words(&c) + " > /dev/null";
+    let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let sample = parse_time_v(
+        &err,
+        records,
+        fs::metadata(path)?.len(),
+        out.status.success(),
+    );
+    Ok((sample, shown))
 }
 
 fn parse_time_v(s: &str, records: u64, bytes: u64, exit_ok: bool) -> ReplaySample {

@@ -10,13 +10,13 @@
 //! caller knows which keys were sent.
 
 use std::borrow::Cow;
+use std::io::Read;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde_json::{Map, Value};
 
 use crate::secret::Secret;
-use serde_json::{Map, Value};
-use std::io::Read;
 
 /// What a provider said went wrong, as far as its error body tells.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

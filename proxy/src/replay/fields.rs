@@ -47,72 +47,68 @@ impl FieldReader {
     }
 }
 
-/// A record's top-level fields, named as the file names them.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Field {
-    V,
-    Id,
-    Kind,
-    Mode,
-    Ts,
-    Route,
-    Provider,
-    Region,
-    Method,
-    Host,
-    Path,
-    Auth,
-    OtherAuth,
-    UserAgent,
-    Model,
-    Stream,
-    UpstreamVersion,
-    Status,
-    ContentType,
-    Error,
-    Failure,
-    TtfbMs,
-    DurationMs,
-    BytesUp,
-    BytesDown,
-    Outcome,
-    Findings,
-    ProbeOf,
+/// The record's top-level fields: one list gives the enum, each name as the file spells it, and the
+/// lookup from a name.
+macro_rules! fields {
+    ($($field:ident = $name:literal,)*) => {
+        /// A record's top-level field.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        enum Field {
+            $($field,)*
+        }
+
+        impl Field {
+            #[cfg(test)]
+            const ALL: &[Field] = &[$(Field::$field,)*];
+
+            fn name(self) -> &'static str {
+                match self {
+                    $(Field::$field => $name,)*
+                }
+            }
+
+            fn from_name(name: &str) -> Option<Field> {
+                match name {
+                    $($name => Some(Field::$field),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+fields! {
+    V = "v",
+    Id = "id",
+    Kind = "kind",
+    Mode = "mode",
+    Ts = "ts",
+    Route = "route",
+    Provider = "provider",
+    Region = "region",
+    Method = "method",
+    Host = "host",
+    Path = "path",
+    Auth = "auth",
+    OtherAuth = "other_auth",
+    UserAgent = "user_agent",
+    Model = "model",
+    Stream = "stream",
+    UpstreamVersion = "upstream_version",
+    Status = "status",
+    ContentType = "content_type",
+    Error = "error",
+    Failure = "failure",
+    TtfbMs = "ttfb_ms",
+    DurationMs = "duration_ms",
+    BytesUp = "bytes_up",
+    BytesDown = "bytes_down",
+    Outcome = "outcome",
+    Findings = "findings",
+    ProbeOf = "probe_of",
 }
 
 impl Field {
-    #[cfg(test)]
-    const ALL: [Field; 28] = [
-        Field::V,
-        Field::Id,
-        Field::Kind,
-        Field::Mode,
-        Field::Ts,
-        Field::Route,
-        Field::Provider,
-        Field::Region,
-        Field::Method,
-        Field::Host,
-        Field::Path,
-        Field::Auth,
-        Field::OtherAuth,
-        Field::UserAgent,
-        Field::Model,
-        Field::Stream,
-        Field::UpstreamVersion,
-        Field::Status,
-        Field::ContentType,
-        Field::Error,
-        Field::Failure,
-        Field::TtfbMs,
-        Field::DurationMs,
-        Field::BytesUp,
-        Field::BytesDown,
-        Field::Outcome,
-        Field::Findings,
-        Field::ProbeOf,
-    ];
-
     /// Fields a record must have (as the derived `Deserialize` requires them: every one that is
     /// not an `Option` and has no default).
     const REQUIRED: [Field; 13] = [
@@ -131,73 +127,7 @@ impl Field {
         Field::Findings,
     ];
 
-    fn name(self) -> &'static str {
-        match self {
-            Field::V => "v",
-            Field::Id => "id",
-            Field::Kind => "kind",
-            Field::Mode => "mode",
-            Field::Ts => "ts",
-            Field::Route => "route",
-            Field::Provider => "provider",
-            Field::Region => "region",
-            Field::Method => "method",
-            Field::Host => "host",
-            Field::Path => "path",
-            Field::Auth => "auth",
-            Field::OtherAuth => "other_auth",
-            Field::UserAgent => "user_agent",
-            Field::Model => "model",
-            Field::Stream => "stream",
-            Field::UpstreamVersion => "upstream_version",
-            Field::Status => "status",
-            Field::ContentType => "content_type",
-            Field::Error => "error",
-            Field::Failure => "failure",
-            Field::TtfbMs => "ttfb_ms",
-            Field::DurationMs => "duration_ms",
-            Field::BytesUp => "bytes_up",
-            Field::BytesDown => "bytes_down",
-            Field::Outcome => "outcome",
-            Field::Findings => "findings",
-            Field::ProbeOf => "probe_of",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Field> {
-        Some(match name {
-            "v" => Field::V,
-            "id" => Field::Id,
-            "kind" => Field::Kind,
-            "mode" => Field::Mode,
-            "ts" => Field::Ts,
-            "route" => Field::Route,
-            "provider" => Field::Provider,
-            "region" => Field::Region,
-            "method" => Field::Method,
-            "host" => Field::Host,
-            "path" => Field::Path,
-            "auth" => Field::Auth,
-            "other_auth" => Field::OtherAuth,
-            "user_agent" => Field::UserAgent,
-            "model" => Field::Model,
-            "stream" => Field::Stream,
-            "upstream_version" => Field::UpstreamVersion,
-            "status" => Field::Status,
-            "content_type" => Field::ContentType,
-            "error" => Field::Error,
-            "failure" => Field::Failure,
-            "ttfb_ms" => Field::TtfbMs,
-            "duration_ms" => Field::DurationMs,
-            "bytes_up" => Field::BytesUp,
-            "bytes_down" => Field::BytesDown,
-            "outcome" => Field::Outcome,
-            "findings" => Field::Findings,
-            "probe_of" => Field::ProbeOf,
-            _ => return None,
-        })
-    }
-
+    /// Its bit in a set of fields seen (there are fewer than 32).
     fn bit(self) -> u32 {
         1 << self as u32
     }
@@ -455,7 +385,7 @@ mod tests {
         written.sort_unstable();
         read.sort_unstable();
         assert_eq!(written, read);
-        for field in Field::ALL {
+        for &field in Field::ALL {
             assert_eq!(Field::from_name(field.name()), Some(field));
         }
     }
